@@ -1,0 +1,1 @@
+"""Pulumi components: one ComponentResource per capability, and their composition."""

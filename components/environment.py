@@ -1,0 +1,97 @@
+"""MlopsEnvironment: one environment's platform, composed from the capability components.
+
+It owns the AWS provider every child uses, so region, the one allowed account and the cost
+tags are decided once: the provider's default tags put `environment`, `owner`, `cost-center`
+and `managed-by` on every taggable resource without per-resource copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.artifact_store import ArtifactStore, ArtifactStoreArgs
+from components.aws_context import AwsContext
+from components.encryption import Encryption, EncryptionArgs
+from components.naming import Names
+from components.network import Network, NetworkArgs
+from stacks.settings import Settings
+
+
+def cost_tags(stack: str, settings: Settings) -> dict[str, str]:
+    """The tags every taggable resource carries; `settings.tags` add to them."""
+    return {
+        **settings.tags,
+        "environment": stack,
+        "owner": settings.owner,
+        "cost-center": settings.cost_center,
+        "managed-by": "pulumi",
+    }
+
+
+@dataclass
+class MlopsEnvironmentArgs:
+    settings: Settings
+    # The Pulumi stack name: names resources (mlops-<stack>-...) and is the environment tag.
+    stack: str
+
+
+class MlopsEnvironment(pulumi.ComponentResource):
+    network: Network
+    encryption: Encryption
+    artifact_store: ArtifactStore
+
+    def __init__(
+        self, name: str, args: MlopsEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:environment:MlopsEnvironment", name, None, opts)
+        settings = args.settings
+        context = AwsContext(account_id=settings.aws.account_id, region=settings.aws.region)
+        names = Names(stack=args.stack, context=context)
+
+        provider = aws.Provider(
+            f"{name}-aws",
+            region=settings.aws.region,
+            allowed_account_ids=settings.aws.allowed_account_ids,
+            default_tags={"tags": cost_tags(args.stack, settings)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Children inherit the provider from their parent component.
+        child = pulumi.ResourceOptions(parent=self, providers={"aws": provider})
+
+        self.encryption = Encryption(
+            f"{name}-encryption",
+            EncryptionArgs(
+                settings=settings.encryption,
+                protection=settings.protection,
+                context=context,
+                names=names,
+            ),
+            opts=child,
+        )
+        self.network = Network(
+            f"{name}-network",
+            NetworkArgs(
+                settings=settings.network,
+                context=context,
+                names=names,
+                logs_key_arn=self.encryption.logs_key_arn,
+                log_retention_days=settings.logging.retention_days,
+            ),
+            opts=child,
+        )
+        self.artifact_store = ArtifactStore(
+            f"{name}-artifacts",
+            ArtifactStoreArgs(
+                settings=settings.artifact_store,
+                protection=settings.protection,
+                context=context,
+                names=names,
+                data_key_arn=self.encryption.data_key_arn,
+                logs_key_arn=self.encryption.logs_key_arn,
+            ),
+            opts=child,
+        )
+        self.register_outputs({})

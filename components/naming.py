@@ -1,0 +1,53 @@
+"""Physical names of resources whose names users type or that must be globally unique."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from components.aws_context import AwsContext
+
+PREFIX = "mlops"
+MAX_BUCKET_NAME = 63
+
+
+class InvalidName(ValueError):
+    """A derived physical name breaks AWS's rules (usually: the stack name is too long)."""
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names for one environment; `stack` is the Pulumi stack name (dev, prod, dev-alice)."""
+
+    stack: str
+    context: AwsContext
+
+    def __post_init__(self) -> None:
+        # Bucket, role and repository names allow only this; check once, here.
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", self.stack):
+            raise InvalidName(
+                f"stack name {self.stack!r} must be lowercase letters and digits joined by '-'"
+            )
+
+    @property
+    def base(self) -> str:
+        return f"{PREFIX}-{self.stack}"
+
+    def bucket(self, purpose: str) -> str:
+        # Account and region make the name globally unique and say where the bucket lives.
+        name = f"{self.base}-{purpose}-{self.context.account_id}-{self.context.region}"
+        if len(name) > MAX_BUCKET_NAME:
+            raise InvalidName(
+                f"bucket name {name!r} is {len(name)} characters, over S3's {MAX_BUCKET_NAME}; "
+                f"use a shorter stack name than {self.stack!r}"
+            )
+        return name
+
+    def repository(self, image: str) -> str:
+        return f"{self.base}/{image}"
+
+    def key_alias(self, purpose: str) -> str:
+        return f"alias/{self.base}/{purpose}"
+
+    def log_group(self, purpose: str) -> str:
+        return f"/{PREFIX}/{self.stack}/{purpose}"

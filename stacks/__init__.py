@@ -1,0 +1,1 @@
+"""Stack settings (schema, loading), offline evaluation and the `python -m stacks` CLI."""

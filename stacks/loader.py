@@ -1,0 +1,182 @@
+"""Turn a stack's config (from the Pulumi engine or straight from its stack file) into Settings.
+
+Every problem becomes one `SettingsError` whose message names the stack file, each bad key
+as it is written in that file (`mlops-platform:network.az_count`, `aws:region`) and what is
+allowed; callers print it and stop, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from stacks.settings import PROJECT, InvalidKeys, Settings
+
+STACKS_DIR = Path(__file__).resolve().parent
+# `aws:` keys the program reads, by their name in the stack file -> field of AwsSettings.
+AWS_KEYS = {"region": "region", "allowedAccountIds": "allowed_account_ids"}
+# Namespaces a stack file may hold besides the project's own. Other `aws:` keys (profile,
+# skipCredentialsValidation, ...) configure the provider for the person running Pulumi.
+PASS_THROUGH_NAMESPACES = ("aws", "pulumi")
+
+
+class SettingsError(Exception):
+    """Invalid stack settings; the message is complete and meant for the user."""
+
+
+def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
+    return stacks_dir / f"Pulumi.{stack}.yaml"
+
+
+def committed_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
+    """Stack names that have a stack file, sorted."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+
+
+def read_stack_config(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file, as YAML gives it."""
+    if not path.is_file():
+        known = ", ".join(committed_stacks(path.parent)) or "none"
+        raise SettingsError(f"{path}: no such stack file (stacks with a file: {known})")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise SettingsError(f"{path}: expected a mapping with a 'config:' mapping at the top")
+    return document["config"]
+
+
+def load_stack_settings(stack: str, stacks_dir: Path = STACKS_DIR) -> Settings:
+    path = stack_file(stack, stacks_dir)
+    return settings_from_config(read_stack_config(path), source=str(path))
+
+
+def settings_from_config(config: Mapping[Any, Any], source: str) -> Settings:
+    """Validate a stack's config map (`namespace:key` -> value) into Settings.
+
+    Values may be native (read from YAML) or strings the engine passes (objects as JSON).
+    """
+    raw: dict[str, Any] = {"aws": {}}
+    problems: list[str] = []
+    for full_key, value in config.items():
+        namespace, sep, key = str(full_key).partition(":")
+        if not sep or not key:
+            problems.append(f"{full_key}: config keys are written 'namespace:key'")
+        elif namespace == PROJECT:
+            raw[key] = _decode(value)
+        elif namespace == "aws":
+            if key in AWS_KEYS:
+                raw["aws"][AWS_KEYS[key]] = _decode(value)
+        elif namespace not in PASS_THROUGH_NAMESPACES:
+            allowed = ", ".join((PROJECT, *PASS_THROUGH_NAMESPACES))
+            problems.append(f"{full_key}: unknown namespace {namespace!r}; use one of {allowed}")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_describe(error) for error in exc.errors())
+        settings = None
+    if problems:
+        listing = "\n".join(f"  - {line}" for line in problems)
+        raise SettingsError(f"{source}: invalid settings:\n{listing}")
+    assert settings is not None
+    return settings
+
+
+def _decode(value: Any) -> Any:
+    """Objects and lists arrive from the engine as JSON text; YAML gives them natively."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(error["loc"])
+    invalid = (error.get("ctx") or {}).get("error")
+    if isinstance(invalid, InvalidKeys):
+        return "; ".join(
+            f"{_key_name(loc + tuple(path.split('.')))}: {message}"
+            for path, message in invalid.problems
+        )
+    key = _key_name(loc)
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key; {_allowed_keys(loc)}"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    shown = error.get("input")
+    if isinstance(shown, (str, int, float, bool)) and str(shown) not in message:
+        message += f" (got {shown!r})"
+    return f"{key}: {message}"
+
+
+def _key_name(loc: tuple[Any, ...]) -> str:
+    """The key as written in the stack file: `aws:region`, `mlops-platform:network.cidr`."""
+    if not loc:
+        return f"{PROJECT}:<settings>"
+    head, *rest = loc
+    if head == "aws":
+        aws_names = {field: name for name, field in AWS_KEYS.items()}
+        head_name = f"aws:{aws_names.get(rest[0], rest[0])}" if rest else "aws:region"
+        rest = rest[1:]
+    else:
+        head_name = f"{PROJECT}:{head}"
+    text = head_name
+    for part in rest:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part == "[key]":
+            text += " (the key itself)"
+        else:
+            text += f".{part}"
+    return text
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "this mapping takes no such key"
+    names = [name for name in model.model_fields if not (model is Settings and name == "aws")]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"allowed keys: {', '.join(names)}{hint}"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings model that validates the mapping found at `loc`."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        found = _model_in(field.annotation)
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        for member in typing.get_args(annotation):
+            found = _model_in(member)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,38 @@
+"""Stack outputs: their names (constants the tests and users' scripts import) and values."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.environment import MlopsEnvironment
+
+VPC_ID = "vpc_id"
+PRIVATE_SUBNET_IDS = "private_subnet_ids"
+SAGEMAKER_SECURITY_GROUP_ID = "sagemaker_security_group_id"
+DATA_KEY_ARN = "data_key_arn"
+LOGS_KEY_ARN = "logs_key_arn"
+BUCKET_NAMES = "bucket_names"  # {"datasets": ..., "models": ..., "pipeline": ..., "access-logs": ...}
+REPOSITORY_URLS = "repository_urls"  # {"training": ..., "inference": ...}
+
+ALL = (
+    VPC_ID,
+    PRIVATE_SUBNET_IDS,
+    SAGEMAKER_SECURITY_GROUP_ID,
+    DATA_KEY_ARN,
+    LOGS_KEY_ARN,
+    BUCKET_NAMES,
+    REPOSITORY_URLS,
+)
+
+
+def export_outputs(env: MlopsEnvironment) -> None:
+    pulumi.export(VPC_ID, env.network.vpc_id)
+    pulumi.export(PRIVATE_SUBNET_IDS, env.network.private_subnet_ids)
+    pulumi.export(SAGEMAKER_SECURITY_GROUP_ID, env.network.sagemaker_security_group_id)
+    pulumi.export(DATA_KEY_ARN, env.encryption.data_key_arn)
+    pulumi.export(LOGS_KEY_ARN, env.encryption.logs_key_arn)
+    pulumi.export(
+        BUCKET_NAMES,
+        {purpose: bucket.bucket_name for purpose, bucket in env.artifact_store.buckets.items()},
+    )
+    pulumi.export(REPOSITORY_URLS, env.artifact_store.repository_urls)

@@ -1,0 +1,277 @@
+"""The typed schema of a stack file: everything `stacks/Pulumi.<env>.yaml` may say.
+
+Each top-level model field is one config key in the project's namespace
+(`mlops-platform:<field>`), except `aws`, which collects the provider keys `aws:region` and
+`aws:allowedAccountIds`. Every model forbids unknown keys, so a typo stops the program with
+a message naming the key instead of being silently ignored.
+
+Floors that depend on the environment tier (prod keeps logs a year, protects stateful
+resources, locks model artifacts) are validated here, once, so no component needs to know
+which tier it runs in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+PROJECT = "mlops-platform"
+
+# The values CloudWatch Logs accepts for `retentionInDays` (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+PROD_MIN_LOG_RETENTION_DAYS = 365
+MIN_AZ_COUNT, MAX_AZ_COUNT = 2, 6
+# A VPC smaller than /22 leaves private subnets too small for SageMaker jobs and endpoints.
+MIN_VPC_PREFIX, MAX_VPC_PREFIX = 16, 22
+# Tags every taggable resource carries; set from their own keys, never through `tags`.
+COST_TAG_KEYS = ("environment", "owner", "cost-center", "managed-by")
+
+_TAG_CHARS = re.compile(r"^[\w\s.:/=+\-@]*$")
+
+
+class InvalidKeys(ValueError):
+    """Cross-field problems, each with the key path (relative to the model) it belongs to."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{key}: {message}" for key, message in problems))
+        self.problems = problems
+
+
+def _check_tag_text(value: str) -> str:
+    if not _TAG_CHARS.match(value):
+        raise ValueError(
+            "tag text may only hold letters, digits, spaces and _ . : / = + - @"
+        )
+    return value
+
+
+def _check_private_cidr(value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    if not value.is_private:
+        raise ValueError(f"{value} is not a private (RFC 1918) range")
+    if not MIN_VPC_PREFIX <= value.prefixlen <= MAX_VPC_PREFIX:
+        raise ValueError(
+            f"prefix /{value.prefixlen} is outside /{MIN_VPC_PREFIX}../{MAX_VPC_PREFIX}"
+        )
+    return value
+
+
+TagKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_check_tag_text)
+]
+TagValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_check_tag_text)]
+NonEmptyTagValue = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), AfterValidator(_check_tag_text)
+]
+VpcCidr = Annotated[ipaddress.IPv4Network, AfterValidator(_check_private_cidr)]
+
+
+def _matching(pattern: str, looks_like: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must look like {looks_like}")
+        return value
+
+    return AfterValidator(check)
+
+
+VpcId = Annotated[str, _matching(r"vpc-[0-9a-f]{8,17}", "vpc-0123456789abcdef0")]
+SubnetId = Annotated[str, _matching(r"subnet-[0-9a-f]{8,17}", "subnet-0123456789abcdef0")]
+RouteTableId = Annotated[str, _matching(r"rtb-[0-9a-f]{8,17}", "rtb-0123456789abcdef0")]
+AccountId = Annotated[str, _matching(r"\d{12}", "a quoted 12-digit account id")]
+Region = Annotated[
+    str, _matching(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}", "an AWS region (eu-west-1)")
+]
+RepositoryName = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    _matching(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", "lowercase words joined by . _ or -"),
+]
+Days = Annotated[int, Field(ge=1, le=36500)]
+
+
+class _Strict(BaseModel):
+    """Base for every settings model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsSettings(_Strict):
+    """The `aws:` provider keys this program reads."""
+
+    region: Region
+    # The one account this environment deploys into; the provider refuses any other.
+    allowed_account_ids: list[AccountId] = Field(min_length=1, max_length=1)
+
+    @property
+    def account_id(self) -> str:
+        return self.allowed_account_ids[0]
+
+
+class ProtectionSettings(_Strict):
+    """Pulumi `protect` / `retain_on_delete` for stateful resources (keys, buckets, ECR)."""
+
+    protect: bool
+    retain_on_delete: bool
+
+
+class ExistingVpcSettings(_Strict):
+    """Reuse a VPC someone else owns instead of creating one."""
+
+    vpc_id: VpcId
+    private_subnet_ids: list[SubnetId] = Field(min_length=MIN_AZ_COUNT, max_length=MAX_AZ_COUNT)
+    # Route tables of those subnets: the S3 gateway endpoint attaches to them.
+    private_route_table_ids: list[RouteTableId] = Field(min_length=1)
+    # Turn off where the VPC already has interface endpoints with private DNS for the same
+    # services: a second one fails with a private DNS conflict.
+    create_endpoints: bool = True
+
+
+class NetworkSettings(_Strict):
+    cidr: VpcCidr
+    az_count: int = Field(ge=MIN_AZ_COUNT, le=MAX_AZ_COUNT)
+    # `none`: jobs reach AWS only through VPC endpoints. `nat`: public subnets + NAT gateways.
+    egress: Literal["none", "nat"] = "none"
+    nat_gateways: Literal["single", "per_az"] = "single"
+    existing_vpc: ExistingVpcSettings | None = None
+
+    @model_validator(mode="after")
+    def _existing_vpc_is_consistent(self) -> NetworkSettings:
+        if self.existing_vpc is None:
+            return self
+        problems = []
+        subnets = len(self.existing_vpc.private_subnet_ids)
+        if subnets != self.az_count:
+            problems.append((
+                "existing_vpc.private_subnet_ids",
+                f"lists {subnets} subnets but az_count is {self.az_count}; "
+                "give one private subnet per AZ",
+            ))
+        if self.egress == "nat":
+            problems.append(("egress", "'nat' needs a VPC this stack creates, not existing_vpc"))
+        if problems:
+            raise InvalidKeys(problems)
+        return self
+
+
+class EncryptionSettings(_Strict):
+    deletion_window_days: int = Field(ge=7, le=30)
+    rotation_period_days: int = Field(default=365, ge=90, le=2560)
+
+
+class LoggingSettings(_Strict):
+    retention_days: int
+
+    @field_validator("retention_days")
+    @classmethod
+    def _cloudwatch_value(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ValueError(f"{value} is not a CloudWatch Logs retention; use one of {allowed}")
+        return value
+
+
+class LifecycleSettings(_Strict):
+    noncurrent_version_expiry_days: Days
+    abort_incomplete_multipart_days: int = Field(ge=1, le=30)
+    # Pipeline outputs (intermediate datasets, evaluation reports) expire after this;
+    # datasets and models never expire on their own.
+    pipeline_output_expiry_days: Days
+    access_log_expiry_days: Days
+
+
+class ObjectLockSettings(_Strict):
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    retention_days: Days
+
+
+class EcrSettings(_Strict):
+    repositories: list[RepositoryName] = Field(default=["training", "inference"], min_length=1)
+    keep_last_images: int = Field(ge=1, le=1000)
+    untagged_expiry_days: Days = 7
+
+    @field_validator("repositories")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("repository names must be unique")
+        return value
+
+
+class ArtifactStoreSettings(_Strict):
+    lifecycle: LifecycleSettings
+    # Object Lock on the model-artifact bucket; only settable when the bucket is created.
+    object_lock: ObjectLockSettings | None = None
+    # Lets `pulumi destroy` empty buckets and repositories; dev only.
+    force_destroy: bool = False
+    ecr: EcrSettings
+
+
+class Settings(_Strict):
+    """Everything a stack file may say, validated."""
+
+    aws: AwsSettings
+    environment: Literal["dev", "test", "prod"]
+    owner: NonEmptyTagValue
+    cost_center: NonEmptyTagValue
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=40)
+    protection: ProtectionSettings
+    network: NetworkSettings
+    encryption: EncryptionSettings
+    logging: LoggingSettings
+    artifact_store: ArtifactStoreSettings
+
+    @field_validator("tags")
+    @classmethod
+    def _no_reserved_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.lower().startswith("aws:"):
+                raise ValueError(f"tag key {key!r}: the 'aws:' prefix is reserved by AWS")
+            if key in COST_TAG_KEYS:
+                raise ValueError(
+                    f"tag key {key!r} is set by the stack itself "
+                    f"(from environment/owner/cost_center); remove it from tags"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _tier_floors(self) -> Settings:
+        problems = []
+        if self.environment == "prod":
+            for flag in ("protect", "retain_on_delete"):
+                if not getattr(self.protection, flag):
+                    problems.append((f"protection.{flag}", "must be true in prod"))
+            if self.logging.retention_days < PROD_MIN_LOG_RETENTION_DAYS:
+                problems.append((
+                    "logging.retention_days",
+                    f"must be >= {PROD_MIN_LOG_RETENTION_DAYS} in prod "
+                    f"(got {self.logging.retention_days})",
+                ))
+            if self.artifact_store.object_lock is None:
+                problems.append((
+                    "artifact_store.object_lock",
+                    "is required in prod (Object Lock on model artifacts)",
+                ))
+        if self.environment != "dev" and self.artifact_store.force_destroy:
+            problems.append((
+                "artifact_store.force_destroy",
+                f"is allowed in dev only (environment is {self.environment})",
+            ))
+        if problems:
+            raise InvalidKeys(problems)
+        return self
