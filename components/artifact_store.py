@@ -52,8 +52,7 @@ class ArtifactStore(pulumi.ComponentResource):
                     access_log_bucket_policy,
                     args.context,
                     source_bucket_arns=[
-                        f"arn:{args.context.partition}:s3:::{names.bucket(p)}"
-                        for p in DATA_BUCKETS
+                        f"arn:{args.context.partition}:s3:::{names.bucket(p)}" for p in DATA_BUCKETS
                     ],
                 ),
                 protection=args.protection,

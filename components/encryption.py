@@ -64,4 +64,6 @@ class Encryption(pulumi.ComponentResource):
             arns[purpose] = key.arn
         self.data_key_arn = arns["data"]
         self.logs_key_arn = arns["logs"]
-        self.register_outputs({"data_key_arn": self.data_key_arn, "logs_key_arn": self.logs_key_arn})
+        self.register_outputs(
+            {"data_key_arn": self.data_key_arn, "logs_key_arn": self.logs_key_arn}
+        )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pulumi_aws.s3 import BucketLifecycleConfigurationRuleArgsDict
 
 
 def bucket_lifecycle_rules(
     noncurrent_version_expiry_days: int,
     abort_incomplete_multipart_days: int,
     current_version_expiry_days: int | None,
-) -> list[dict[str, Any]]:
+) -> list[BucketLifecycleConfigurationRuleArgsDict]:
     """One rule for the whole bucket: old versions, stuck uploads, and (optionally) objects."""
-    expiration: dict[str, Any] = (
+    expiration: Any = (
         {"days": current_version_expiry_days}
         if current_version_expiry_days is not None
         # Without an age limit, still clean delete markers left once old versions expire.

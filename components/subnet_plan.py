@@ -22,9 +22,7 @@ class SubnetPlan:
     public: tuple[ipaddress.IPv4Network, ...]
 
 
-def plan_subnets(
-    vpc_cidr: ipaddress.IPv4Network, az_count: int, public_count: int
-) -> SubnetPlan:
+def plan_subnets(vpc_cidr: ipaddress.IPv4Network, az_count: int, public_count: int) -> SubnetPlan:
     """`az_count` private subnets and `public_count` (0..az_count) public ones."""
     if not 1 <= az_count <= MAX_AZS:
         raise ValueError(f"az_count must be 1..{MAX_AZS}, got {az_count}")

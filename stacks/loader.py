@@ -36,6 +36,14 @@ def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
     return stacks_dir / f"Pulumi.{stack}.yaml"
 
 
+def shown(path: Path) -> str:
+    """A path as messages show it: relative to the working directory when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def committed_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
     """Stack names that have a stack file, sorted."""
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
@@ -45,21 +53,24 @@ def read_stack_config(path: Path) -> dict[str, Any]:
     """The `config:` mapping of a stack file, as YAML gives it."""
     if not path.is_file():
         known = ", ".join(committed_stacks(path.parent)) or "none"
-        raise SettingsError(f"{path}: no such stack file (stacks with a file: {known})")
+        raise SettingsError(f"{shown(path)}: no such stack file (stacks with a file: {known})")
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: not valid YAML: {exc}") from None
+        raise SettingsError(f"{shown(path)}: not valid YAML: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise SettingsError(f"{path}: not UTF-8 text: {exc}") from None
+        raise SettingsError(f"{shown(path)}: not UTF-8 text: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise SettingsError(f"{path}: expected a mapping with a 'config:' mapping at the top")
-    return document["config"]
+        raise SettingsError(
+            f"{shown(path)}: expected a mapping with a 'config:' mapping at the top"
+        )
+    config: dict[str, Any] = document["config"]
+    return config
 
 
 def load_stack_settings(stack: str, stacks_dir: Path = STACKS_DIR) -> Settings:
     path = stack_file(stack, stacks_dir)
-    return settings_from_config(read_stack_config(path), source=str(path))
+    return settings_from_config(read_stack_config(path), source=shown(path))
 
 
 def settings_from_config(config: Mapping[Any, Any], source: str) -> Settings:
@@ -117,9 +128,9 @@ def _describe(error: Any) -> str:
     if error["type"] == "missing":
         return f"{key}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
-    shown = error.get("input")
-    if isinstance(shown, (str, int, float, bool)) and str(shown) not in message:
-        message += f" (got {shown!r})"
+    given = error.get("input")
+    if isinstance(given, (str, int, float, bool)) and str(given) not in message:
+        message += f" (got {given!r})"
     return f"{key}: {message}"
 
 

@@ -39,14 +39,17 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime
-from pulumi.runtime import mocks, rpc, settings as pulumi_settings
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.aws_context import AwsContext
-from stacks.loader import read_stack_config, settings_from_config, stack_file
+from stacks.loader import read_stack_config, settings_from_config, shown, stack_file
 from stacks.settings import PROJECT, Settings
 
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
+GET_AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,8 @@ class StackRecording:
     resources: list[RecordedResource]
     outputs: dict[str, Any] = field(default_factory=dict)
 
-    def of_type(self, type_token: str) -> list[RecordedResource]:
-        return [r for r in self.resources if r.type == type_token]
+    def of_type(self, resource_type: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == resource_type]
 
     def named(self, name: str) -> RecordedResource:
         found = [r for r in self.resources if r.name == name]
@@ -97,8 +100,9 @@ class StackRecording:
             found.extend(self.descendants(child))
         return found
 
-    def count_by_type(self, custom_only: bool = True) -> Counter[str]:
-        return Counter(r.type for r in self.resources if r.custom or not custom_only)
+    def count_by_type(self) -> Counter[str]:
+        """Cloud resources per type token."""
+        return Counter(r.type for r in self.custom_resources)
 
     @property
     def custom_resources(self) -> list[RecordedResource]:
@@ -121,7 +125,7 @@ class _FakeAws(mocks.Mocks):
         return resource_id, {**args.inputs, **_computed_outputs(self.context, args, resource_id)}
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+        if args.token == GET_AVAILABILITY_ZONES:
             region = self.context.region
             letters = "abcdef"
             return {
@@ -132,8 +136,8 @@ class _FakeAws(mocks.Mocks):
         raise UnmockedInvoke(f"the offline harness has no answer for invoke {args.token}")
 
 
-def _fake_id(type_token: str, name: str) -> str:
-    digest = hashlib.sha256(f"{type_token}/{name}".encode()).hexdigest()[:17]
+def _fake_id(resource_type: str, name: str) -> str:
+    digest = hashlib.sha256(f"{resource_type}/{name}".encode()).hexdigest()[:17]
     prefixes = {
         "aws:ec2/vpc:Vpc": "vpc-",
         "aws:ec2/subnet:Subnet": "subnet-",
@@ -146,37 +150,39 @@ def _fake_id(type_token: str, name: str) -> str:
         "aws:ec2/eip:Eip": "eipalloc-",
         "aws:ec2/flowLog:FlowLog": "fl-",
     }
-    return prefixes.get(type_token, f"{name}-") + digest
+    return prefixes.get(resource_type, f"{name}-") + digest
 
 
 def _computed_outputs(
     ctx: AwsContext, args: mocks.MockResourceArgs, resource_id: str
 ) -> dict[str, Any]:
     """The outputs AWS would compute that the program reads."""
-    inputs, type_token = args.inputs, args.typ
-    service = type_token.split(":")[1].split("/")[0] if type_token.startswith("aws:") else ""
-    if type_token == "aws:s3/bucket:Bucket":
+    inputs, resource_type = args.inputs, args.typ
+    service = resource_type.split(":")[1].split("/")[0] if resource_type.startswith("aws:") else ""
+    if resource_type == "aws:s3/bucket:Bucket":
         name = inputs.get("bucket", args.name)
         return {"bucket": name, "arn": f"arn:{ctx.partition}:s3:::{name}"}
-    if type_token == "aws:kms/key:Key":
+    if resource_type == "aws:kms/key:Key":
         key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, args.name))
         return {"keyId": key_id, "arn": ctx.arn("kms", f"key/{key_id}")}
-    if type_token == "aws:ecr/repository:Repository":
+    if resource_type == "aws:ecr/repository:Repository":
         name = inputs["name"]
         return {
             "arn": ctx.arn("ecr", f"repository/{name}"),
             "registryId": ctx.account_id,
             "repositoryUrl": f"{ctx.account_id}.dkr.ecr.{ctx.region}.amazonaws.com/{name}",
         }
-    if type_token == "aws:cloudwatch/logGroup:LogGroup":
+    if resource_type == "aws:cloudwatch/logGroup:LogGroup":
         return {"arn": ctx.arn("logs", f"log-group:{inputs.get('name', args.name)}")}
-    if type_token == "aws:iam/role:Role":
+    if resource_type == "aws:iam/role:Role":
         name = inputs.get("name") or f"{args.name}-{resource_id[-7:]}"
         return {"name": name, "arn": ctx.arn("iam", f"role/{name}", regional=False)}
-    if type_token == "aws:ec2/vpcEndpoint:VpcEndpoint":
+    if resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
         return {"prefixListId": "pl-" + resource_id[-8:]}
     if service:
-        return {"arn": ctx.arn(service, f"{type_token.rsplit(':', 1)[-1].lower()}/{resource_id}")}
+        return {
+            "arn": ctx.arn(service, f"{resource_type.rsplit(':', 1)[-1].lower()}/{resource_id}")
+        }
     return {}
 
 
@@ -230,6 +236,9 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, pulumi.Resource):
         return getattr(value, "_name", repr(value))
+    # The wire format carries every number as a double; give integers back their type.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -256,7 +265,7 @@ def evaluate_stack(stack: str) -> StackRecording:
 def evaluate_config(stack: str, config: Mapping[str, Any]) -> StackRecording:
     """Run the program for `stack` with this config (`namespace:key` -> value)."""
     # Validate first so a bad config is reported as a SettingsError, not a program failure.
-    settings = settings_from_config(config, source=str(stack_file(stack)))
+    settings = settings_from_config(config, source=shown(stack_file(stack)))
     context = AwsContext(account_id=settings.aws.account_id, region=settings.aws.region)
     monitor = _RecordingMonitor(_FakeAws(context))
     pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=False)
@@ -271,7 +280,7 @@ def evaluate_config(stack: str, config: Mapping[str, Any]) -> StackRecording:
         outputs = getattr(root, "outputs", {})
         exported.update(_sync_await(pulumi.Output.from_input(outputs).future()) or {})
 
-    _sync_await(mocks.run_pulumi_func(program))
+    _sync_await(run_pulumi_func(program))
     return StackRecording(
         stack=stack, settings=settings, resources=monitor.recorded, outputs=_plain(exported)
     )

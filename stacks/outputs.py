@@ -11,7 +11,8 @@ PRIVATE_SUBNET_IDS = "private_subnet_ids"
 SAGEMAKER_SECURITY_GROUP_ID = "sagemaker_security_group_id"
 DATA_KEY_ARN = "data_key_arn"
 LOGS_KEY_ARN = "logs_key_arn"
-BUCKET_NAMES = "bucket_names"  # {"datasets": ..., "models": ..., "pipeline": ..., "access-logs": ...}
+# {"datasets": ..., "models": ..., "pipeline": ..., "access-logs": ...}
+BUCKET_NAMES = "bucket_names"
 REPOSITORY_URLS = "repository_urls"  # {"training": ..., "inference": ...}
 
 ALL = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi.runtime
 
-from stacks.loader import SettingsError, settings_from_config, stack_file
+from stacks.loader import SettingsError, settings_from_config, shown, stack_file
 from stacks.settings import Settings
 
 
@@ -17,7 +17,7 @@ def current_settings() -> Settings:
     """
     config = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     try:
-        return settings_from_config(config, source=str(stack_file(pulumi.get_stack())))
+        return settings_from_config(config, source=shown(stack_file(pulumi.get_stack())))
     except SettingsError as exc:
         # RunError: Pulumi prints the message alone, without a Python traceback.
         raise pulumi.RunError(str(exc)) from None

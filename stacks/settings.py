@@ -53,9 +53,7 @@ class InvalidKeys(ValueError):
 
 def _check_tag_text(value: str) -> str:
     if not _TAG_CHARS.match(value):
-        raise ValueError(
-            "tag text may only hold letters, digits, spaces and _ . : / = + - @"
-        )
+        raise ValueError("tag text may only hold letters, digits, spaces and _ . : / = + - @")
     return value
 
 
@@ -157,11 +155,13 @@ class NetworkSettings(_Strict):
         problems = []
         subnets = len(self.existing_vpc.private_subnet_ids)
         if subnets != self.az_count:
-            problems.append((
-                "existing_vpc.private_subnet_ids",
-                f"lists {subnets} subnets but az_count is {self.az_count}; "
-                "give one private subnet per AZ",
-            ))
+            problems.append(
+                (
+                    "existing_vpc.private_subnet_ids",
+                    f"lists {subnets} subnets but az_count is {self.az_count}; "
+                    "give one private subnet per AZ",
+                )
+            )
         if self.egress == "nat":
             problems.append(("egress", "'nat' needs a VPC this stack creates, not existing_vpc"))
         if problems:
@@ -257,21 +257,27 @@ class Settings(_Strict):
                 if not getattr(self.protection, flag):
                     problems.append((f"protection.{flag}", "must be true in prod"))
             if self.logging.retention_days < PROD_MIN_LOG_RETENTION_DAYS:
-                problems.append((
-                    "logging.retention_days",
-                    f"must be >= {PROD_MIN_LOG_RETENTION_DAYS} in prod "
-                    f"(got {self.logging.retention_days})",
-                ))
+                problems.append(
+                    (
+                        "logging.retention_days",
+                        f"must be >= {PROD_MIN_LOG_RETENTION_DAYS} in prod "
+                        f"(got {self.logging.retention_days})",
+                    )
+                )
             if self.artifact_store.object_lock is None:
-                problems.append((
-                    "artifact_store.object_lock",
-                    "is required in prod (Object Lock on model artifacts)",
-                ))
+                problems.append(
+                    (
+                        "artifact_store.object_lock",
+                        "is required in prod (Object Lock on model artifacts)",
+                    )
+                )
         if self.environment != "dev" and self.artifact_store.force_destroy:
-            problems.append((
-                "artifact_store.force_destroy",
-                f"is allowed in dev only (environment is {self.environment})",
-            ))
+            problems.append(
+                (
+                    "artifact_store.force_destroy",
+                    f"is allowed in dev only (environment is {self.environment})",
+                )
+            )
         if problems:
             raise InvalidKeys(problems)
         return self

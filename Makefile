@@ -1,0 +1,41 @@
+# A newcomer needs two commands: `make demo` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.8
+
+.PHONY: test lint typecheck unit demo bench lock clean
+
+# Reinstall only when a requirements file changes. uv installs the pinned set in seconds.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/python -m stacks plan dev
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/program_eval.py
+
+# Re-pin after editing requirements*.in.
+lock: $(STAMP)
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line requirements.in -o requirements.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line requirements-dev.in -o requirements-dev.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

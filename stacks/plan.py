@@ -1,0 +1,122 @@
+"""What `pulumi up` would create for a stack, rendered from an offline recording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from stacks.offline import RecordedResource, StackRecording
+
+# type token -> (label, input key) pairs worth seeing at a glance.
+KEY_PROPERTIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "pulumi:providers:aws": (("region", "region"), ("accounts", "allowedAccountIds")),
+    "aws:ec2/vpc:Vpc": (("cidr", "cidrBlock"),),
+    "aws:ec2/subnet:Subnet": (("cidr", "cidrBlock"), ("az", "availabilityZone")),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": (
+        ("service", "serviceName"),
+        ("type", "vpcEndpointType"),
+    ),
+    "aws:ec2/natGateway:NatGateway": (),
+    "aws:ec2/flowLog:FlowLog": (("traffic", "trafficType"),),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (
+        ("protocol", "ipProtocol"),
+        ("ports", "fromPort"),
+        ("from", "cidrIpv4"),
+    ),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (
+        ("protocol", "ipProtocol"),
+        ("ports", "fromPort"),
+        ("to", "cidrIpv4"),
+    ),
+    "aws:kms/key:Key": (
+        ("rotation", "enableKeyRotation"),
+        ("rotation days", "rotationPeriodInDays"),
+        ("deletion window", "deletionWindowInDays"),
+    ),
+    "aws:kms/alias:Alias": (("alias", "name"),),
+    "aws:s3/bucket:Bucket": (("bucket", "bucket"), ("object lock", "objectLockEnabled")),
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": (("rule", "rule"),),
+    "aws:ecr/repository:Repository": (
+        ("name", "name"),
+        ("tags", "imageTagMutability"),
+    ),
+    "aws:cloudwatch/logGroup:LogGroup": (
+        ("name", "name"),
+        ("retention days", "retentionInDays"),
+    ),
+}
+
+
+SSE_CONFIGURATION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+)
+
+
+def properties(resource: RecordedResource) -> dict[str, Any]:
+    shown = {}
+    for label, key in KEY_PROPERTIES.get(resource.type, ()):
+        value = resource.inputs.get(key)
+        if value not in (None, "", [], {}):
+            shown[label] = value
+    if resource.type == SSE_CONFIGURATION:
+        default = resource.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+        shown["sse"] = default["sseAlgorithm"]
+        shown["key"] = default.get("kmsMasterKeyId")
+    return shown
+
+
+def as_json(recording: StackRecording) -> dict[str, Any]:
+    return {
+        "stack": recording.stack,
+        "environment": recording.settings.environment,
+        "resource_count": len(recording.custom_resources),
+        "counts_by_type": dict(sorted(recording.count_by_type().items())),
+        "resources": [
+            {
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent_name,
+                "protect": r.protect,
+                "retain_on_delete": r.retain_on_delete,
+                "properties": properties(r),
+            }
+            for r in recording.resources
+        ],
+        "outputs": recording.outputs,
+    }
+
+
+def _label(resource: RecordedResource) -> str:
+    kind = resource.type.rsplit(":", 1)[-1]
+    flags = "".join(
+        f" [bold yellow]{flag}[/]"
+        for flag, on in (("protected", resource.protect), ("retained", resource.retain_on_delete))
+        if on
+    )
+    if not resource.custom:
+        return f"[bold cyan]{resource.name}[/] [dim]({resource.type})[/]"
+    props = ", ".join(f"{k}={v}" for k, v in properties(resource).items())
+    return f"[green]{kind}[/] {resource.name}{flags}" + (f" [dim]{props}[/]" if props else "")
+
+
+def render(recording: StackRecording, console: Console) -> None:
+    settings = recording.settings
+    tree = Tree(
+        f"[bold]stack {recording.stack}[/] ({settings.environment}, "
+        f"{settings.aws.region}, account {settings.aws.account_id})"
+    )
+    nodes: dict[str | None, Tree] = {None: tree}
+    for resource in recording.resources:
+        parent = nodes.get(resource.parent, tree)
+        nodes[resource.urn] = parent.add(_label(resource))
+    console.print(tree)
+
+    counts = Table(title=f"{len(recording.custom_resources)} resources to create")
+    counts.add_column("type")
+    counts.add_column("count", justify="right")
+    for resource_type, count in sorted(recording.count_by_type().items()):
+        counts.add_row(resource_type, str(count))
+    console.print(counts)
