@@ -7,11 +7,13 @@ UV_VERSION := 0.13.8
 
 .PHONY: test lint typecheck unit demo bench lock clean
 
-# Reinstall only when a requirements file changes. uv installs the pinned set in seconds.
+# Reinstall only when a requirements file changes. uv installs the pinned set in seconds;
+# bytecode is compiled at install so imports stay fast where PYTHONDONTWRITEBYTECODE is set.
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode \
+		-r requirements.txt -r requirements-dev.txt
 	touch $@
 
 test: lint typecheck unit

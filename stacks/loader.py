@@ -55,11 +55,19 @@ def read_stack_config(path: Path) -> dict[str, Any]:
         known = ", ".join(committed_stacks(path.parent)) or "none"
         raise SettingsError(f"{shown(path)}: no such stack file (stacks with a file: {known})")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{shown(path)}: not valid YAML: {exc}") from None
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SettingsError(f"{shown(path)}: not UTF-8 text: {exc}") from None
+    try:
+        document = yaml.safe_load(text)
+    except RecursionError:
+        raise SettingsError(f"{shown(path)}: not valid YAML: nested too deeply") from None
+    except Exception as exc:
+        # yaml.YAMLError, and whatever PyYAML's constructors let through on a malformed
+        # scalar: ValueError (`2001-13-01`, `!!int x`), IndexError (`!!int` with no digits), ...
+        raise SettingsError(
+            f"{shown(path)}: not valid YAML: {str(exc) or type(exc).__name__}"
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
         raise SettingsError(
             f"{shown(path)}: expected a mapping with a 'config:' mapping at the top"
@@ -84,6 +92,12 @@ def settings_from_config(config: Mapping[Any, Any], source: str) -> Settings:
         namespace, sep, key = str(full_key).partition(":")
         if not sep or not key:
             problems.append(f"{full_key}: config keys are written 'namespace:key'")
+        elif namespace == PROJECT and key == "aws":
+            # Would replace the provider keys collected under `aws` below.
+            problems.append(
+                f"{full_key}: unknown key; {_allowed_keys((key,))}; "
+                f"the provider's keys are written aws:{', aws:'.join(AWS_KEYS)}"
+            )
         elif namespace == PROJECT:
             raw[key] = _decode(value)
         elif namespace == "aws":
@@ -95,7 +109,7 @@ def settings_from_config(config: Mapping[Any, Any], source: str) -> Settings:
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors())
+        problems.extend(line for error in exc.errors() for line in _describe(error))
         settings = None
     if problems:
         listing = "\n".join(f"  - {line}" for line in problems)
@@ -109,29 +123,30 @@ def _decode(value: Any) -> Any:
     if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     return value
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any) -> list[str]:
+    """One line per problem: a cross-field check may find several, each at its own key."""
     loc = tuple(error["loc"])
     invalid = (error.get("ctx") or {}).get("error")
     if isinstance(invalid, InvalidKeys):
-        return "; ".join(
+        return [
             f"{_key_name(loc + tuple(path.split('.')))}: {message}"
             for path, message in invalid.problems
-        )
+        ]
     key = _key_name(loc)
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key; {_allowed_keys(loc)}"
+        return [f"{key}: unknown key; {_allowed_keys(loc)}"]
     if error["type"] == "missing":
-        return f"{key}: required key is missing"
+        return [f"{key}: required key is missing"]
     message = error["msg"].removeprefix("Value error, ")
     given = error.get("input")
     if isinstance(given, (str, int, float, bool)) and str(given) not in message:
         message += f" (got {given!r})"
-    return f"{key}: {message}"
+    return [f"{key}: {message}"]
 
 
 def _key_name(loc: tuple[Any, ...]) -> str:
@@ -146,8 +161,9 @@ def _key_name(loc: tuple[Any, ...]) -> str:
     else:
         head_name = f"{PROJECT}:{head}"
     text = head_name
-    for part in rest:
-        if isinstance(part, int):
+    for i, part in enumerate(rest):
+        # An int followed by "[key]" is a mapping key that YAML read as a number, not an index.
+        if isinstance(part, int) and rest[i + 1 : i + 2] != ["[key]"]:
             text += f"[{part}]"
         elif part == "[key]":
             text += " (the key itself)"

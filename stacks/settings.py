@@ -37,6 +37,9 @@ PROD_MIN_LOG_RETENTION_DAYS = 365
 MIN_AZ_COUNT, MAX_AZ_COUNT = 2, 6
 # A VPC smaller than /22 leaves private subnets too small for SageMaker jobs and endpoints.
 MIN_VPC_PREFIX, MAX_VPC_PREFIX = 16, 22
+RFC1918_BLOCKS = tuple(
+    ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
 # Tags every taggable resource carries; set from their own keys, never through `tags`.
 COST_TAG_KEYS = ("environment", "owner", "cost-center", "managed-by")
 
@@ -58,8 +61,11 @@ def _check_tag_text(value: str) -> str:
 
 
 def _check_private_cidr(value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
-    if not value.is_private:
-        raise ValueError(f"{value} is not a private (RFC 1918) range")
+    # Not `is_private`: that also holds for loopback, link-local, 0/8 and 240/4, which no VPC
+    # can use.
+    if not any(value.subnet_of(block) for block in RFC1918_BLOCKS):
+        allowed = ", ".join(map(str, RFC1918_BLOCKS))
+        raise ValueError(f"{value} is not a private (RFC 1918) range; use one within {allowed}")
     if not MIN_VPC_PREFIX <= value.prefixlen <= MAX_VPC_PREFIX:
         raise ValueError(
             f"prefix /{value.prefixlen} is outside /{MIN_VPC_PREFIX}../{MAX_VPC_PREFIX}"
@@ -239,14 +245,21 @@ class Settings(_Strict):
     @field_validator("tags")
     @classmethod
     def _no_reserved_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        # Each reserved key is reported under its own path (`tags.owner`), all at once.
+        problems = []
         for key in value:
             if key.lower().startswith("aws:"):
-                raise ValueError(f"tag key {key!r}: the 'aws:' prefix is reserved by AWS")
-            if key in COST_TAG_KEYS:
-                raise ValueError(
-                    f"tag key {key!r} is set by the stack itself "
-                    f"(from environment/owner/cost_center); remove it from tags"
+                problems.append((key, f"tag key {key!r}: the 'aws:' prefix is reserved by AWS"))
+            elif key in COST_TAG_KEYS:
+                problems.append(
+                    (
+                        key,
+                        f"tag key {key!r} is set by the stack itself "
+                        f"(from environment/owner/cost_center); remove it from tags",
+                    )
                 )
+        if problems:
+            raise InvalidKeys(problems)
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,104 @@
+"""MlopsEnvironment: the provider, cost tags, protection of stateful resources, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.environment import cost_tags
+from stacks import outputs
+from stacks.offline import StackRecording
+from tests.conftest import STACKS, recorded
+
+PROVIDER = "pulumi:providers:aws"
+STATEFUL_TYPES = {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository"}
+
+
+def test_committed_stacks_are_dev_test_prod() -> None:
+    assert STACKS == ["dev", "prod", "test"]
+
+
+def test_one_explicit_provider_with_region_account_and_cost_tags(
+    recording: StackRecording,
+) -> None:
+    (provider,) = recording.of_type(PROVIDER)
+    settings = recording.settings
+    assert provider.inputs["region"] == settings.aws.region
+    assert json.loads(provider.inputs["allowedAccountIds"]) == [settings.aws.account_id]
+    tags = json.loads(provider.inputs["defaultTags"])["tags"]
+    assert tags["environment"] == recording.stack
+    assert tags["owner"] == settings.owner
+    assert tags["cost-center"] == settings.cost_center
+    assert tags["managed-by"] == "pulumi"
+    assert tags == cost_tags(recording.stack, settings)
+
+
+def test_every_aws_resource_uses_the_tagging_provider(recording: StackRecording) -> None:
+    (provider,) = recording.of_type(PROVIDER)
+    aws_resources = [r for r in recording.custom_resources if r.type.startswith("aws:")]
+    assert aws_resources
+    untagged = [r.name for r in aws_resources if not (r.provider or "").startswith(provider.urn)]
+    assert untagged == []
+
+
+def test_extra_tags_cannot_override_cost_tags(prod: StackRecording) -> None:
+    tags = cost_tags("prod", prod.settings)
+    assert tags["compliance"] == "iso27001"
+    assert set(tags) >= {"environment", "owner", "cost-center", "managed-by"}
+
+
+@pytest.mark.parametrize("stack", ["prod"])
+def test_prod_protects_and_retains_every_stateful_resource(stack: str) -> None:
+    recording = recorded(stack)
+    stateful = [r for r in recording.resources if r.type in STATEFUL_TYPES]
+    assert len(stateful) == 2 + 4 + 2  # keys, buckets, repositories
+    assert all(r.protect and r.retain_on_delete for r in stateful)
+
+
+def test_dev_protects_nothing(dev: StackRecording) -> None:
+    assert not any(r.protect or r.retain_on_delete for r in dev.resources)
+
+
+def test_only_stateful_resources_are_protected(prod: StackRecording) -> None:
+    protected = {r.type for r in prod.resources if r.protect}
+    assert protected == STATEFUL_TYPES
+
+
+def test_components_nest_under_the_environment(recording: StackRecording) -> None:
+    root = recording.named("mlops")
+    assert root.type == "mlops:environment:MlopsEnvironment"
+    children = {r.name: r.type for r in recording.children(root)}
+    assert children == {
+        "mlops-aws": PROVIDER,
+        "mlops-encryption": "mlops:encryption:Encryption",
+        "mlops-network": "mlops:network:Network",
+        "mlops-artifacts": "mlops:storage:ArtifactStore",
+    }
+    # Child names derive from the component's name.
+    for component in recording.children(root):
+        assert all(d.name.startswith(component.name) for d in recording.descendants(component))
+
+
+def test_stack_exports_every_named_output(recording: StackRecording) -> None:
+    assert set(recording.outputs) == set(outputs.ALL)
+    assert recording.outputs[outputs.VPC_ID].startswith("vpc-")
+    assert len(recording.outputs[outputs.PRIVATE_SUBNET_IDS]) == recording.settings.network.az_count
+    account, region = recording.settings.aws.account_id, recording.settings.aws.region
+    assert recording.outputs[outputs.DATA_KEY_ARN].startswith(f"arn:aws:kms:{region}:{account}:")
+    assert set(recording.outputs[outputs.BUCKET_NAMES]) == {
+        "datasets",
+        "models",
+        "pipeline",
+        "access-logs",
+    }
+    assert recording.outputs[outputs.REPOSITORY_URLS]["training"] == (
+        f"{account}.dkr.ecr.{region}.amazonaws.com/mlops-{recording.stack}/training"
+    )
+
+
+def test_resource_counts_differ_by_environment() -> None:
+    counts = {stack: len(recorded(stack).custom_resources) for stack in STACKS}
+    # dev has NAT egress (public subnet, IGW, NAT, EIP, routes); prod has a third AZ and
+    # Object Lock; test is the smallest.
+    assert counts["dev"] > counts["prod"] > counts["test"]
