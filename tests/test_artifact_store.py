@@ -51,7 +51,7 @@ def test_every_bucket_blocks_all_public_access(recording: StackRecording) -> Non
 def test_every_bucket_sse_kms_with_the_environment_key(recording: StackRecording) -> None:
     keys = {
         "access-logs": recording.outputs["logs_key_arn"],
-        **{p: recording.outputs["data_key_arn"] for p in DATA_BUCKETS},
+        **dict.fromkeys(DATA_BUCKETS, recording.outputs["data_key_arn"]),
     }
     for purpose, parts in _bucket_parts(recording).items():
         (rule,) = parts["BucketServerSideEncryptionConfiguration"].inputs["rules"]

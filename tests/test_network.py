@@ -6,9 +6,8 @@ import ipaddress
 import json
 
 from components.network import INTERFACE_ENDPOINT_SERVICES
-from stacks.offline import StackRecording
+from stacks.offline import StackRecording, evaluate_config
 from tests.conftest import stack_config
-from stacks.offline import evaluate_config
 
 SUBNET = "aws:ec2/subnet:Subnet"
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"

@@ -3,6 +3,8 @@ loader returns Settings or raises SettingsError naming the source, never anythin
 
 from __future__ import annotations
 
+import copy
+import functools
 import ipaddress
 import json
 from pathlib import Path
@@ -27,14 +29,25 @@ from tests.conftest import stack_config
 SOURCE = "stacks/Pulumi.fuzz.yaml"
 STACKS = committed_stacks()
 P = f"{PROJECT}:"
-FAST = settings(max_examples=250, deadline=None)
+FAST = settings(max_examples=200, deadline=None)
+
+
+@functools.cache
+def _committed_config(stack: str) -> dict[str, Any]:
+    return stack_config(stack)
+
+
+def fresh_config(stack: str) -> dict[str, Any]:
+    """`stack_config(stack)` without reading the file again for every example."""
+    return copy.deepcopy(_committed_config(stack))
+
 
 # Key names the models know, so random mappings sometimes reach the nested validators.
 FIELD_NAMES = sorted(
     {
         key
         for stack in STACKS
-        for value in stack_config(stack).values()
+        for value in fresh_config(stack).values()
         if isinstance(value, dict)
         for key in value
     }
@@ -42,7 +55,7 @@ FIELD_NAMES = sorted(
     | {"repositories", "object_lock", "create_endpoints", "region", "allowed_account_ids"}
 )
 REAL_KEYS = [
-    *sorted({key for stack in STACKS for key in stack_config(stack)}),
+    *sorted({key for stack in STACKS for key in fresh_config(stack)}),
     P + "aws",
     P + "ownr",
     "aws:profile",
@@ -68,7 +81,7 @@ json_like = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner, max_size=4), st.dictionaries(dict_keys, inner, max_size=5)
     ),
-    max_leaves=12,
+    max_leaves=8,
 )
 # The engine passes objects (and scalars) as text; JSON text of anything is fair game.
 values = st.one_of(json_like, json_like.map(json.dumps))
@@ -81,7 +94,7 @@ config_keys = st.one_of(
     ),
     st.text(max_size=20),
 )
-configs = st.dictionaries(config_keys, values, max_size=12)
+configs = st.dictionaries(config_keys, values, max_size=8)
 
 
 def outcome(config: Any, source: str = SOURCE) -> Settings | str:
@@ -114,7 +127,7 @@ def test_arbitrary_config_maps_give_settings_or_settings_error(config: dict[str,
 @FAST
 @given(st.sampled_from(STACKS), st.dictionaries(config_keys, values, max_size=3))
 def test_extra_keys_on_a_valid_config(stack: str, extra: dict[str, Any]) -> None:
-    config = stack_config(stack)
+    config = fresh_config(stack)
     config.update(extra)
     outcome(config)
 
@@ -135,7 +148,7 @@ def written_key(path: tuple[Any, ...]) -> str:
     return text
 
 
-LEAVES = [(stack, path) for stack in STACKS for path in leaf_paths(stack_config(stack))]
+LEAVES = [(stack, path) for stack in STACKS for path in leaf_paths(fresh_config(stack))]
 
 
 @FAST
@@ -144,7 +157,7 @@ def test_one_mutated_leaf_is_reported_at_that_leaf(
     leaf: tuple[str, tuple[Any, ...]], value: Any
 ) -> None:
     stack, path = leaf
-    config = stack_config(stack)
+    config = fresh_config(stack)
     target: Any = config
     for part in path[:-1]:
         target = target[part]
@@ -241,7 +254,7 @@ def check_stack_file(fuzz_dir: Path, content: str | bytes) -> None:
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(text=stack_texts)
 @example(text="config:\n  aws:region: 2001-13-01\n")
@@ -293,7 +306,7 @@ def test_valid_network_settings_are_accepted(
     nat_gateways: str,
     as_engine_text: bool,
 ) -> None:
-    config = stack_config(stack)
+    config = fresh_config(stack)
     network = {"cidr": str(cidr), "az_count": az_count, "nat_gateways": nat_gateways}
     config[P + "network"] = json.dumps(network) if as_engine_text else network
 
@@ -322,7 +335,7 @@ def test_matching_existing_vpc_is_accepted(
         ),
         "private_route_table_ids": data.draw(st.lists(hex_ids("rtb"), min_size=1, max_size=6)),
     }
-    config = stack_config(stack)
+    config = fresh_config(stack)
     config[P + "network"] = {"cidr": str(cidr), "az_count": az_count, "existing_vpc": existing}
 
     loaded = settings_from_config(config, source=SOURCE).network
@@ -340,7 +353,7 @@ def test_matching_existing_vpc_is_accepted(
     )
 )
 def test_only_rfc1918_vpc_ranges_are_accepted(network: ipaddress.IPv4Network) -> None:
-    config = stack_config("test")
+    config = fresh_config("test")
     config[P + "network"]["cidr"] = str(network)
 
     result = outcome(config)
