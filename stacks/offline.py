@@ -15,7 +15,8 @@ program registered:
 
 Each `RecordedResource` holds the type token, logical name, URN, inputs (camelCase wire
 names, secrets unwrapped), the fake outputs the mocks returned, the parent's URN, the
-provider reference, and the options the engine would see: protect, retain_on_delete,
+provider reference, property dependencies (input -> URNs of the resources feeding it),
+and the options the engine would see: protect, retain_on_delete,
 depends_on (URNs), delete_before_replace, ignore_changes, aliases. `recording.outputs` holds
 the resolved stack outputs, `recording.settings` the validated settings.
 
@@ -61,6 +62,8 @@ class RecordedResource:
     outputs: dict[str, Any]
     parent: str | None
     provider: str | None
+    # input property -> URNs of the resources whose outputs feed it
+    property_dependencies: dict[str, tuple[str, ...]]
     custom: bool
     protect: bool
     retain_on_delete: bool
@@ -207,6 +210,9 @@ class _RecordingMonitor(mocks.MockMonitor):
                 outputs=_plain(self.resources[response.urn].state),
                 parent=request.parent or None,
                 provider=request.provider or None,
+                property_dependencies={
+                    key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+                },
                 custom=request.custom,
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
