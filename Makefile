@@ -16,6 +16,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 		-r requirements.txt -r requirements-dev.txt
 	touch $@
 
+# The policy pack's own virtualenv (pulumi-policy pins protobuf/grpcio), as Pulumi runs it.
+POLICY_STAMP := policy/venv/.installed
+$(POLICY_STAMP): policy/requirements.txt $(STAMP)
+	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv
+	$(BIN)/uv pip install --python policy/venv/bin/python --quiet --compile-bytecode \
+		-r policy/requirements.txt
+	touch $@
+
 test: lint typecheck unit
 
 lint: $(STAMP)
@@ -25,7 +33,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(POLICY_STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
@@ -38,6 +46,7 @@ bench: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line requirements.in -o requirements.txt
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line requirements-dev.in -o requirements-dev.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line policy/requirements.in -o policy/requirements.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) policy/venv .mypy_cache .pytest_cache .ruff_cache .hypothesis

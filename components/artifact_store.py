@@ -46,6 +46,7 @@ class ArtifactStore(pulumi.ComponentResource):
             f"{name}-{ACCESS_LOGS}",
             SecureBucketArgs(
                 bucket_name=names.bucket(ACCESS_LOGS),
+                purpose=ACCESS_LOGS,
                 key_arn=args.logs_key_arn,
                 expire_after_days=settings.lifecycle.access_log_expiry_days,
                 policy=partial(
@@ -68,6 +69,7 @@ class ArtifactStore(pulumi.ComponentResource):
                 f"{name}-{purpose}",
                 SecureBucketArgs(
                     bucket_name=names.bucket(purpose),
+                    purpose=purpose,
                     key_arn=args.data_key_arn,
                     expire_after_days=expiry.get(purpose),
                     access_log_bucket=log_bucket.bucket_name,

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.aws_context import AwsContext
+from components.budget import CostBudget, CostBudgetArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.naming import Names
 from components.network import Network, NetworkArgs
@@ -46,8 +47,13 @@ class MlopsEnvironment(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: MlopsEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("mlops:environment:MlopsEnvironment", name, None, opts)
         settings = args.settings
+        # The tier and the rules dev relaxes are what the policy pack reads from the stack.
+        policy_facts = {
+            "environment": settings.environment,
+            "advisoryRules": list(settings.policy.advisory_rules),
+        }
+        super().__init__("mlops:environment:MlopsEnvironment", name, policy_facts, opts)
         context = AwsContext(account_id=settings.aws.account_id, region=settings.aws.region)
         names = Names(stack=args.stack, context=context)
 
@@ -94,4 +100,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.register_outputs({})
+        CostBudget(
+            f"{name}-budget", CostBudgetArgs(settings=settings.budget, stack=args.stack), opts=child
+        )
+        self.register_outputs(policy_facts)

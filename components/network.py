@@ -31,6 +31,7 @@ INTERFACE_ENDPOINT_SERVICES = (
     "monitoring",
     "kms",
 )
+SAGEMAKER_JOBS_PURPOSE = "sagemaker-jobs"
 HTTPS = 443
 IPSEC_IKE_PORT = 500  # UDP: key exchange for SageMaker inter-container traffic encryption
 ESP_PROTOCOL = "50"  # IPsec payload
@@ -223,6 +224,8 @@ class Network(pulumi.ComponentResource):
             f"{name}-sagemaker-sg",
             vpc_id=self.vpc_id,
             description="SageMaker jobs and endpoints: talk to each other and to AWS endpoints",
+            # Rule N3 finds the group that must allow encrypted inter-container traffic by it.
+            tags={"purpose": SAGEMAKER_JOBS_PURPOSE},
             opts=child,
         )
         # Distributed training talks on arbitrary TCP ports between containers; with

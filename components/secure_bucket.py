@@ -28,6 +28,8 @@ PolicyBuilder = Callable[[str, str], dict[str, Any]]
 @dataclass
 class SecureBucketArgs:
     bucket_name: str
+    # What the bucket holds (datasets, models, ...): its `purpose` tag, which rules read.
+    purpose: str
     key_arn: pulumi.Input[str]
     protection: ProtectionSettings
     lifecycle: LifecycleSettings
@@ -54,6 +56,7 @@ class SecureBucket(pulumi.ComponentResource):
             bucket=args.bucket_name,
             object_lock_enabled=args.object_lock is not None,
             force_destroy=args.force_destroy,
+            tags={"purpose": args.purpose},
             opts=stateful(self, args.protection),
         )
         ownership = aws.s3.BucketOwnershipControls(

@@ -1,4 +1,5 @@
-"""`python -m stacks plan <stack> [--json]`: what `pulumi up` would create, offline."""
+"""`python -m stacks plan <stack> [--json] [--strict]`: what `pulumi up` would create, and
+the policy rules' verdict on it, offline."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from components.naming import InvalidName
 from stacks.loader import SettingsError, committed_stacks
 from stacks.offline import evaluate_stack
 from stacks.plan import as_json, render
+from stacks.policy_check import check
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     plan.add_argument("stack", help=f"stack name ({', '.join(committed_stacks())})")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument(
+        "--strict", action="store_true", help="exit 1 on any policy violation (also advisory)"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -29,11 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, InvalidName) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    report = check(recording)
     if args.json:
-        print(json.dumps(as_json(recording), indent=2, default=str))
+        print(json.dumps(as_json(recording, report), indent=2, default=str))
     else:
-        render(recording, Console())
-    return 0
+        render(recording, report, Console())
+    violations = len(report.mandatory) + len(report.advisory)
+    return 1 if args.strict and violations else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from policy.mlops_rules import Report
 from stacks.offline import RecordedResource, StackRecording
 
 # type token -> (label, input key) pairs worth seeing at a glance.
@@ -68,7 +69,7 @@ def properties(resource: RecordedResource) -> dict[str, Any]:
     return shown
 
 
-def as_json(recording: StackRecording) -> dict[str, Any]:
+def as_json(recording: StackRecording, report: Report) -> dict[str, Any]:
     return {
         "stack": recording.stack,
         "environment": recording.settings.environment,
@@ -86,6 +87,11 @@ def as_json(recording: StackRecording) -> dict[str, Any]:
             for r in recording.resources
         ],
         "outputs": recording.outputs,
+        "policy": {
+            "rules_run": report.rules_run,
+            "mandatory_violations": [vars(v) for v in report.mandatory],
+            "advisory_violations": [vars(v) for v in report.advisory],
+        },
     }
 
 
@@ -102,7 +108,7 @@ def _label(resource: RecordedResource) -> str:
     return f"[green]{kind}[/] {resource.name}{flags}" + (f" [dim]{props}[/]" if props else "")
 
 
-def render(recording: StackRecording, console: Console) -> None:
+def render(recording: StackRecording, report: Report, console: Console) -> None:
     settings = recording.settings
     tree = Tree(
         f"[bold]stack {recording.stack}[/] ({settings.environment}, "
@@ -120,3 +126,22 @@ def render(recording: StackRecording, console: Console) -> None:
     for resource_type, count in sorted(recording.count_by_type().items()):
         counts.add_row(resource_type, str(count))
     console.print(counts)
+    _render_policy(recording, report, console)
+
+
+def _render_policy(recording: StackRecording, report: Report, console: Console) -> None:
+    names = {r.urn: r.name for r in recording.resources}
+    found = [("mandatory", v) for v in report.mandatory] + [
+        ("advisory", v) for v in report.advisory
+    ]
+    if not found:
+        console.print(f"[bold green]policy: {report.rules_run} rules, all passed[/]")
+        return
+    table = Table(title=f"policy: {report.rules_run} rules, {len(found)} violations")
+    for column in ("level", "rule", "resource", "violation"):
+        table.add_column(column)
+    for level, violation in found:
+        style = "red" if level == "mandatory" else "yellow"
+        resource = names.get(violation.urn or "", "(stack)")
+        table.add_row(f"[{style}]{level}[/]", violation.rule, resource, violation.message)
+    console.print(table)

@@ -228,6 +228,38 @@ class ArtifactStoreSettings(_Strict):
     ecr: EcrSettings
 
 
+Email = Annotated[str, _matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "name@example.com")]
+Percent = Annotated[int, Field(ge=1, le=1000)]
+
+
+class BudgetSettings(_Strict):
+    """A monthly cost budget for this environment's resources (by their `environment` tag)."""
+
+    monthly_limit_usd: float = Field(gt=0)
+    alert_emails: list[Email] = Field(min_length=1, max_length=10)
+    # Alert when actual spend passes these percentages of the limit...
+    actual_alert_percents: list[Percent] = Field(default=[80, 100], min_length=1)
+    # ...and when the month's forecast passes this one (None: no forecast alert).
+    forecast_alert_percent: Percent | None = 100
+
+
+class PolicySettings(_Strict):
+    # SECURITY.md rules (an invariant id such as "N7", or one rule such as "n7-vpc-endpoints")
+    # whose violations are reported as advisory instead of blocking. Dev only.
+    advisory_rules: list[str] = Field(default_factory=list)
+
+    @field_validator("advisory_rules")
+    @classmethod
+    def _known_rules(cls, value: list[str]) -> list[str]:
+        from policy.mlops_rules import RULES  # the rule ids are defined with the rules
+
+        known = sorted({r.id for r in RULES} | {r.policy_name for r in RULES})
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(f"unknown rules {unknown}; known: {', '.join(known)}")
+        return value
+
+
 class Settings(_Strict):
     """Everything a stack file may say, validated."""
 
@@ -241,6 +273,8 @@ class Settings(_Strict):
     encryption: EncryptionSettings
     logging: LoggingSettings
     artifact_store: ArtifactStoreSettings
+    budget: BudgetSettings
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("tags")
     @classmethod
@@ -284,6 +318,13 @@ class Settings(_Strict):
                         "is required in prod (Object Lock on model artifacts)",
                     )
                 )
+        if self.environment != "dev" and self.policy.advisory_rules:
+            problems.append(
+                (
+                    "policy.advisory_rules",
+                    f"only dev may relax rules (environment is {self.environment})",
+                )
+            )
         if self.environment != "dev" and self.artifact_store.force_destroy:
             problems.append(
                 (

@@ -74,6 +74,7 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
         "mlops-encryption": "mlops:encryption:Encryption",
         "mlops-network": "mlops:network:Network",
         "mlops-artifacts": "mlops:storage:ArtifactStore",
+        "mlops-budget": "mlops:cost:CostBudget",
     }
     # Child names derive from the component's name.
     for component in recording.children(root):
@@ -102,3 +103,38 @@ def test_resource_counts_differ_by_environment() -> None:
     # dev has NAT egress (public subnet, IGW, NAT, EIP, routes); prod has a third AZ and
     # Object Lock; test is the smallest.
     assert counts["dev"] > counts["prod"] > counts["test"]
+
+
+def test_policy_facts_on_the_environment_component(recording: StackRecording) -> None:
+    # The policy pack reads the tier and dev's relaxed rules from these.
+    root = recording.named("mlops")
+    assert root.inputs == {
+        "environment": recording.settings.environment,
+        "advisoryRules": recording.settings.policy.advisory_rules,
+    }
+
+
+def test_monthly_budget_alerts_on_this_environments_spend(recording: StackRecording) -> None:
+    (budget,) = recording.of_type("aws:budgets/budget:Budget")
+    settings = recording.settings.budget
+    assert budget.inputs["name"] == f"mlops-{recording.stack}-monthly"
+    assert (budget.inputs["budgetType"], budget.inputs["timeUnit"]) == ("COST", "MONTHLY")
+    assert float(budget.inputs["limitAmount"]) == settings.monthly_limit_usd
+    assert budget.inputs["costFilters"] == [
+        {"name": "TagKeyValue", "values": [f"user:environment${recording.stack}"]}
+    ]
+    alerts = {(n["notificationType"], n["threshold"]) for n in budget.inputs["notifications"]}
+    expected = {("ACTUAL", p) for p in settings.actual_alert_percents}
+    if settings.forecast_alert_percent is not None:
+        expected.add(("FORECASTED", settings.forecast_alert_percent))
+    assert alerts == expected
+    for notification in budget.inputs["notifications"]:
+        assert notification["subscriberEmailAddresses"] == settings.alert_emails
+        assert notification["comparisonOperator"] == "GREATER_THAN"
+
+
+def test_prod_alerts_earlier_and_reaches_finops(prod: StackRecording) -> None:
+    (budget,) = prod.of_type("aws:budgets/budget:Budget")
+    thresholds = sorted(n["threshold"] for n in budget.inputs["notifications"])
+    assert thresholds == [50, 80, 100, 100]
+    assert "ml-finops@example.com" in budget.inputs["notifications"][0]["subscriberEmailAddresses"]

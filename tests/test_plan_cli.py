@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,45 @@ def test_cli_error_has_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: stacks/Pulumi.staging.yaml: no such stack file")
+
+
+@pytest.fixture
+def dev_without_log_encryption(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`plan dev` sees a dev stack whose flow-log group lost its KMS key."""
+    monkeypatch.setenv("COLUMNS", "200")  # keep table cells on one line
+    original = recorded("dev")
+    resources = [
+        replace(r, inputs={k: v for k, v in r.inputs.items() if k != "kmsKeyId"})
+        if r.type == "aws:cloudwatch/logGroup:LogGroup"
+        else r
+        for r in original.resources
+    ]
+    broken = replace(original, resources=resources)
+    monkeypatch.setattr("stacks.__main__.evaluate_stack", lambda stack: broken)
+
+
+def test_plan_reports_policy_results(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "test"]) == 0
+    assert "policy: 21 rules, all passed" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_violations_are_listed_with_rule_and_resource(
+    dev_without_log_encryption: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", "dev"]) == 0  # a report, not a gate, without --strict
+    text = capsys.readouterr().out
+    assert "1 violations" in text
+    assert "e7-log-group-kms-retention" in text
+    assert "mlops-network-flow-logs" in text
+
+
+def test_strict_fails_on_violations(
+    dev_without_log_encryption: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", "dev", "--json", "--strict"]) == 1
+    policy = json.loads(capsys.readouterr().out)["policy"]
+    assert [v["rule"] for v in policy["mandatory_violations"]] == ["e7-log-group-kms-retention"]
+
+
+def test_strict_passes_a_clean_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "prod", "--strict"]) == 0
