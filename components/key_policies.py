@@ -151,3 +151,17 @@ def logs_key_policy(ctx: AwsContext) -> dict[str, Any]:
             },
         ],
     }
+
+
+# parliament findings accepted for key policies (tests/test_iam_lint.py), and why.
+PARLIAMENT_ACCEPTED = {
+    "RESOURCE_STAR": "in a key policy, Resource '*' means the key the policy is attached to",
+    "UNKNOWN_CONDITION_FOR_ACTION": (
+        "kms:EncryptionContext:aws:logs:arn is the condition AWS documents for CloudWatch Logs; "
+        "parliament expands kms:Describe* to actions (DescribeCustomKeyStores) it does not apply to"
+    ),
+    "MISMATCHED_TYPE": (
+        "AWS documents ArnLike on kms:EncryptionContext:aws:logs:arn; parliament types every "
+        "encryption-context key as a plain string"
+    ),
+}

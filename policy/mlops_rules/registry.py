@@ -52,7 +52,8 @@ class Report:
 
 def evaluate(view: StackView, rules: Iterable[Rule] | None = None) -> Report:
     chosen = list(RULES if rules is None else rules)
-    mandatory, advisory = [], []
+    mandatory: list[Violation] = []
+    advisory: list[Violation] = []
     for each in chosen:
         found = each.run(view)
         relaxed = each.id in view.advisory_rules or each.policy_name in view.advisory_rules

@@ -8,6 +8,7 @@ known even in a preview, when the bucket's name may not be.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from . import types as t
 from .model import Resource, StackView
@@ -25,7 +26,7 @@ def _parts(view: StackView, bucket: Resource, type_: str) -> list[Resource]:
     return view.dependents(bucket, "bucket", type_)
 
 
-def _statements(document: object) -> list[dict]:
+def _statements(document: object) -> list[dict[str, Any]]:
     if not isinstance(document, dict):
         return []
     statements = document.get("Statement", [])
