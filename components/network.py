@@ -235,27 +235,22 @@ class Network(pulumi.ComponentResource):
             "ike": ("udp", IPSEC_IKE_PORT, IPSEC_IKE_PORT),
             "esp": (ESP_PROTOCOL, None, None),
         }
+        directions = (
+            ("in", aws.vpc.SecurityGroupIngressRule),
+            ("out", aws.vpc.SecurityGroupEgressRule),
+        )
         for label, (protocol, low, high) in self_rules.items():
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-sagemaker-{label}-in",
-                security_group_id=jobs_sg.id,
-                referenced_security_group_id=jobs_sg.id,
-                ip_protocol=protocol,
-                from_port=low,
-                to_port=high,
-                description=f"{label} between SageMaker containers",
-                opts=child,
-            )
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-sagemaker-{label}-out",
-                security_group_id=jobs_sg.id,
-                referenced_security_group_id=jobs_sg.id,
-                ip_protocol=protocol,
-                from_port=low,
-                to_port=high,
-                description=f"{label} between SageMaker containers",
-                opts=child,
-            )
+            for direction, rule_type in directions:
+                rule_type(
+                    f"{name}-sagemaker-{label}-{direction}",
+                    security_group_id=jobs_sg.id,
+                    referenced_security_group_id=jobs_sg.id,
+                    ip_protocol=protocol,
+                    from_port=low,
+                    to_port=high,
+                    description=f"{label} between SageMaker containers",
+                    opts=child,
+                )
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-sagemaker-https-out",
             security_group_id=jobs_sg.id,
