@@ -243,6 +243,75 @@ class BudgetSettings(_Strict):
     forecast_alert_percent: Percent | None = 100
 
 
+InstanceType = Annotated[str, _matching(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "ml.g5.xlarge")]
+ModelName = Annotated[str, _matching(r"[a-z][a-z0-9-]{1,30}", "lowercase, digits and '-' (2-31)")]
+ImageTag = Annotated[str, _matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "a Docker image tag")]
+# ISO 8601 duration, as SageMaker step caching takes it (P30D, PT12H).
+CacheExpiry = Annotated[
+    str, _matching(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?", "P30D")
+]
+HyperparameterValue = str | int | float | bool
+
+
+class TrainingSettings(_Strict):
+    """The Train step's SageMaker training job; each value is the default of a pipeline
+    Parameter a run may override."""
+
+    instance_type: InstanceType = "ml.g5.xlarge"
+    instance_count: int = Field(default=1, ge=1, le=16)
+    use_spot: bool = True
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
+    # Managed spot: how long to wait for capacity plus run; must exceed max_runtime_seconds.
+    max_wait_seconds: int | None = Field(default=None, ge=120, le=432000)
+    # Warm pool: keep instances for the next job this long (0: off; SageMaker caps at 3600).
+    keep_alive_seconds: int = Field(default=0, ge=0, le=3600)
+    volume_size_gb: int = Field(default=30, ge=1, le=16384)
+    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _spot_wait_exceeds_runtime(self) -> TrainingSettings:
+        if self.max_wait_seconds is not None and self.max_wait_seconds <= self.max_runtime_seconds:
+            raise InvalidKeys(
+                [
+                    (
+                        "max_wait_seconds",
+                        f"must exceed max_runtime_seconds ({self.max_runtime_seconds}) for managed spot",
+                    )
+                ]
+            )
+        return self
+
+    @property
+    def spot_max_wait_seconds(self) -> int:
+        return self.max_wait_seconds or 2 * self.max_runtime_seconds
+
+
+class ProcessingSettings(_Strict):
+    instance_type: InstanceType = "ml.m5.xlarge"
+    instance_count: int = Field(default=1, ge=1, le=16)
+
+
+class QualityGateSettings(_Strict):
+    # The evaluation metric the gate compares; a model registers only at or above threshold.
+    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    threshold: float = Field(ge=0, le=1)
+
+
+class ModelSettings(_Strict):
+    """One model trained by a pipeline in this environment."""
+
+    pipeline: Literal["training"] = "training"
+    # Tag of the step image in this environment's `training` ECR repository.
+    image_tag: ImageTag
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
+    quality_gate: QualityGateSettings
+    # Register new versions as Approved (deployable at once) instead of PendingManualApproval.
+    auto_approve: bool = False
+    # Reuse a step's result when its inputs are unchanged for this long; None turns caching off.
+    cache_expiry: CacheExpiry | None = "P30D"
+
+
 class PolicySettings(_Strict):
     # SECURITY.md rules (an invariant id such as "N7", or one rule such as "n7-vpc-endpoints")
     # whose violations are reported as advisory instead of blocking. Dev only.
@@ -274,6 +343,7 @@ class Settings(_Strict):
     logging: LoggingSettings
     artifact_store: ArtifactStoreSettings
     budget: BudgetSettings
+    models: dict[ModelName, ModelSettings] = Field(default_factory=dict)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("tags")
@@ -316,6 +386,14 @@ class Settings(_Strict):
                     (
                         "artifact_store.object_lock",
                         "is required in prod (Object Lock on model artifacts)",
+                    )
+                )
+        for name, model in self.models.items():
+            if self.environment == "prod" and model.auto_approve:
+                problems.append(
+                    (
+                        f"models.{name}.auto_approve",
+                        "prod never auto-approves: a person approves each model version",
                     )
                 )
         if self.environment != "dev" and self.policy.advisory_rules:
