@@ -1,0 +1,176 @@
+"""A real MLflow tracking server on loopback for local runs and tests.
+
+sqlite backend and artifacts under a home directory, job execution off, started in its own
+process group and always stopped by group: `mlflow server` forks uvicorn workers, and killing
+only the parent would leave them holding the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+START_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+class MlflowServerError(RuntimeError):
+    """The server could not start (busy port, bad home, crashed); the message says why."""
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class MlflowServer:
+    home: Path
+    port: int = DEFAULT_PORT
+    host: str = HOST
+    start_timeout: float = START_TIMEOUT_SECONDS
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "server.log"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
+            "--artifacts-destination", str(self.home / "artifacts"),
+            "--host", self.host,
+            "--port", str(self.port),
+            "--workers", "1",
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise MlflowServerError(f"--port {self.port}: not a TCP port (1-65535)")
+        if not port_is_free(self.port, self.host):
+            raise MlflowServerError(
+                f"port {self.port} on {self.host} is busy (another MLflow server?); "
+                "stop it or pass --port"
+            )
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MlflowServerError(f"cannot use {self.home} for MLflow data: {exc}") from None
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(  # noqa: S603 (our interpreter, fixed arguments)
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own process group, stopped as one
+            )
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise MlflowServerError(
+                    f"MLflow server exited with status {self._process.returncode} while "
+                    f"starting:\n{self._log_tail()}"
+                )
+            if self._healthy():
+                return
+            time.sleep(0.25)
+        raise MlflowServerError(
+            f"MLflow server did not answer {self.url}/health within {self.start_timeout:.0f} s:"
+            f"\n{self._log_tail()}"
+        )
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no server log)"
+        return "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        # Workers that outlived their parent are still in the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        _wait_for_group_exit(process.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_for_group_exit(pgid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """Killed orphans linger until their new parent reaps them; wait for that."""
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_server(home: Path, port: int = DEFAULT_PORT) -> Iterator[MlflowServer]:
+    """A started server, stopped on exit whatever happens (errors, Ctrl-C)."""
+    server = MlflowServer(home=home, port=port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

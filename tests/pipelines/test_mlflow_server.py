@@ -1,0 +1,99 @@
+"""The loopback MLflow server: starts healthy, stops by process group, fails clearly."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pipelines.mlflow_server import MlflowServer, MlflowServerError, free_port, group_alive
+
+
+def _fake(monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """Replace `mlflow server` with a script, to make it crash or hang."""
+    monkeypatch.setattr(MlflowServer, "command", lambda self: [sys.executable, "-c", script])
+
+
+def test_real_server_answers_and_stops_with_its_workers(mlflow_server: MlflowServer) -> None:
+    with urllib.request.urlopen(f"{mlflow_server.url}/health", timeout=5) as response:
+        assert response.status == 200
+    assert (mlflow_server.home / "mlflow.db").exists()
+
+
+def test_stop_leaves_no_process_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A parent that forks a child which ignores SIGTERM, like a stuck worker.
+    port = free_port()
+    monkeypatch.setattr(
+        MlflowServer,
+        "command",
+        lambda self: [sys.executable, "-c", _SERVE, str(port)],
+    )
+    server = MlflowServer(home=tmp_path, port=port, start_timeout=20)
+    server.start()
+    pgid = server.pid
+    assert pgid is not None and group_alive(pgid)
+    server.stop()
+    assert not group_alive(pgid)
+
+
+_SERVE = (
+    "import os, signal, time, http.server, sys\n"
+    "if os.fork() == 0:\n"
+    "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "    time.sleep(60)\n"
+    "    sys.exit(0)\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        self.send_response(200)\n"
+    "        self.end_headers()\n"
+    "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
+)
+
+
+def test_busy_port_is_a_clear_error_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = MlflowServer(home=tmp_path, port=port)
+        with pytest.raises(MlflowServerError, match=f"port {port} on 127.0.0.1 is busy"):
+            server.start()
+    assert server.pid is None
+
+
+def test_invalid_port_names_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(MlflowServerError, match="--port 70000: not a TCP port"):
+        MlflowServer(home=tmp_path, port=70000).start()
+
+
+def test_crash_at_start_reports_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake(monkeypatch, "import sys; print('backend store is broken'); sys.exit(3)")
+    server = MlflowServer(home=tmp_path, port=free_port())
+    with pytest.raises(MlflowServerError, match="exited with status 3") as raised:
+        server.start()
+    assert "backend store is broken" in str(raised.value)
+    assert server.pid is None
+
+
+def test_server_that_never_answers_times_out_and_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake(monkeypatch, "import time; time.sleep(60)")
+    server = MlflowServer(home=tmp_path, port=free_port(), start_timeout=1.5)
+    started = []
+    original = os.killpg
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: (started.append(pid), original(pid, sig)))
+    with pytest.raises(MlflowServerError, match=r"did not answer .* within 2 s"):
+        server.start()
+    assert started and not group_alive(started[0])
+
+
+def test_unusable_home_is_a_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "a-file"
+    home.write_text("not a directory")
+    with pytest.raises(MlflowServerError, match=r"cannot use .*a-file for MLflow data"):
+        MlflowServer(home=home, port=free_port()).start()
