@@ -36,11 +36,15 @@ typecheck: $(STAMP)
 unit: $(STAMP) $(POLICY_STAMP)
 	$(BIN)/python -m pytest
 
+# The embedded default: the offline plan of the dev stack, then the training pipeline run
+# locally against a real MLflow server on 127.0.0.1 (data kept in .local/ between runs).
 demo: $(STAMP)
 	$(BIN)/python -m stacks plan dev
+	$(BIN)/python -m pipelines run-local training
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/program_eval.py
+	$(BIN)/python benchmarks/local_pipeline.py
 
 # Re-pin after editing requirements*.in.
 lock: $(STAMP)

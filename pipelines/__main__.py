@@ -1,7 +1,7 @@
 """`python -m pipelines`: print a pipeline's SageMaker definition, or run it locally.
 
-    python -m pipelines definition training --env dev [--model digits]
-    python -m pipelines run-local training [--env dev] [--model digits] [--port 5000]
+python -m pipelines definition training --env dev [--model digits]
+python -m pipelines run-local training [--env dev] [--model digits] [--port 5000]
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ metric) -> the registered model loaded back to predict a few held-out rows.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 import uuid
@@ -25,6 +26,11 @@ from pipelines.steps import evaluate, preprocess, train
 from stacks.settings import ModelSettings
 
 T = TypeVar("T")
+# The sagemaker-mlflow plugin's request-header provider assumes the tracking URI is a
+# SageMaker tracking server ARN and logs an IndexError on every request to any other server.
+logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+# The step lines say what happened; MLflow's per-run INFO lines would bury them.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
 CHALLENGER, CHAMPION = "challenger", "champion"
 
 
@@ -102,13 +108,18 @@ def run_training(
     threshold = gate.threshold if threshold is None else threshold
     steps = _Steps(console)
     variables = {
+        # Per-file download bars would bury the step lines.
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        # OpenMP threads spin while waiting by default; beside the MLflow server on 2 cores
+        # that made XGBoost training 10-100x slower.
+        "OMP_WAIT_POLICY": "PASSIVE",
         env.MLFLOW_TRACKING_URI.name: tracking_uri,
         env.MLOPS_PIPELINE_EXECUTION_ID.name: execution_id,
         env.MLOPS_MODEL_NAME.name: model_name,
     }
     with _environment(variables):
         raw = write_raw_dataset(run_dir / "raw")
-        counts = steps.run(
+        steps.run(
             "Preprocess",
             lambda: preprocess.run(raw.parent, run_dir / "preprocess"),
             lambda c: ", ".join(f"{k} {v}" for k, v in c.items()),
@@ -151,9 +162,7 @@ def run_training(
         )
     return LocalRunResult(
         execution_id=execution_id,
-        metrics={
-            name: evaluate.metric_value(report, name) for name in ("accuracy", "macro_f1")
-        },
+        metrics={name: evaluate.metric_value(report, name) for name in ("accuracy", "macro_f1")},
         gate_metric=gate.metric,
         gate_value=value,
         threshold=threshold,
@@ -196,7 +205,7 @@ def _predict_held_out(
 ) -> list[tuple[int, int]]:
     """Load the registered version back from the registry and predict a few test rows."""
     import mlflow
-    import pandas
+    import pandas  # type: ignore[import-untyped]
 
     mlflow.set_tracking_uri(tracking_uri)
     loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")

@@ -31,7 +31,10 @@ class MlflowServerError(RuntimeError):
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
+    """Whether a server could listen there now. SO_REUSEADDR, as uvicorn sets it, so that
+    connections of a previous run lingering in TIME_WAIT do not count as busy."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -275,7 +275,8 @@ class TrainingSettings(_Strict):
                 [
                     (
                         "max_wait_seconds",
-                        f"must exceed max_runtime_seconds ({self.max_runtime_seconds}) for managed spot",
+                        f"must exceed max_runtime_seconds ({self.max_runtime_seconds}) "
+                        "for managed spot",
                     )
                 ]
             )

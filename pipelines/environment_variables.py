@@ -1,0 +1,142 @@
+"""Every environment variable the pipeline step code reads, typed, in one place.
+
+Why one module: step code runs in three places (a laptop, the local runner, SageMaker
+containers) and each passes settings through the environment. Naming every variable here, with
+its type and default, keeps the contract reviewable in one screen and stops `os.environ.get`
+calls with slightly different defaults from spreading through the steps. The style follows
+MLflow's own `mlflow/environment_variables.py`.
+
+The SageMaker variables are the training-container contract (set by SageMaker in training jobs);
+their defaults are the paths SageMaker uses, so code that reads them works in a container even
+where a variable is missing, and tests override them with `monkeypatch.setenv`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class EnvironmentVariable(Generic[T]):
+    """One environment variable: its name, how to parse its text, and its default.
+
+    An empty value counts as unset: container runtimes and pipeline definitions often pass
+    `NAME=` for "no value", and treating that as a real (empty) tracking URI or path would only
+    produce a confusing failure later.
+    """
+
+    def __init__(self, name: str, parse: Callable[[str], T], default: T) -> None:
+        self.name = name
+        self.parse = parse
+        self.default = default
+
+    def get_raw(self) -> str | None:
+        """The text as set, or None when unset or empty."""
+        value = os.environ.get(self.name)
+        return value if value else None
+
+    def is_set(self) -> bool:
+        """Whether the variable holds a non-empty value."""
+        return self.get_raw() is not None
+
+    @property
+    def defined(self) -> bool:
+        """Whether the name is in the environment at all, even with an empty value (for the
+        few variables where "set but empty" means something, like CUDA_VISIBLE_DEVICES)."""
+        return self.name in os.environ
+
+    def get(self) -> T:
+        """The parsed value, or the default when unset (a mutable default is shared: copy it
+        before changing it). A value that does not parse raises a ValueError naming the
+        variable, so a typo fails at start-up with a clear message."""
+        raw = self.get_raw()
+        if raw is None:
+            return self.default
+        try:
+            return self.parse(raw)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"environment variable {self.name}={raw!r}: {error}") from error
+
+    def __repr__(self) -> str:
+        return f"EnvironmentVariable({self.name!r}, default={self.default!r})"
+
+
+def _optional_str(text: str) -> str | None:
+    return text
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """Parses a JSON object (SageMaker's SM_HPS holds the hyperparameters as one)."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+# --- MLflow -------------------------------------------------------------------------------------
+
+#: Where runs are logged. Unset means "do not track" (unit tests, quick local runs). A SageMaker
+#: managed MLflow tracking server ARN works here when the `sagemaker-mlflow` plugin is installed.
+MLFLOW_TRACKING_URI: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLFLOW_TRACKING_URI", _optional_str, None
+)
+
+#: The MLflow experiment every step logs into.
+MLFLOW_EXPERIMENT_NAME: EnvironmentVariable[str] = EnvironmentVariable(
+    "MLFLOW_EXPERIMENT_NAME", str, "mlops-platform"
+)
+
+# --- This platform ------------------------------------------------------------------------------
+
+#: Groups the step runs of one pipeline execution under one MLflow parent run. In SageMaker the
+#: pipeline definition passes `ExecutionVariables.PIPELINE_EXECUTION_ID`; the local runner makes
+#: up its own id.
+MLOPS_PIPELINE_EXECUTION_ID: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_PIPELINE_EXECUTION_ID", _optional_str, None
+)
+
+#: The model this pipeline trains; tags the parent run.
+MLOPS_MODEL_NAME: EnvironmentVariable[str] = EnvironmentVariable("MLOPS_MODEL_NAME", str, "digits")
+
+# --- SageMaker training-container contract ------------------------------------------------------
+
+#: Everything written here is packed into the training job's model.tar.gz.
+SM_MODEL_DIR: EnvironmentVariable[Path] = EnvironmentVariable(
+    "SM_MODEL_DIR", Path, Path("/opt/ml/model")
+)
+
+#: The `train` input channel.
+SM_CHANNEL_TRAIN: EnvironmentVariable[Path] = EnvironmentVariable(
+    "SM_CHANNEL_TRAIN", Path, Path("/opt/ml/input/data/train")
+)
+
+#: The `validation` input channel (early stopping watches it).
+SM_CHANNEL_VALIDATION: EnvironmentVariable[Path] = EnvironmentVariable(
+    "SM_CHANNEL_VALIDATION", Path, Path("/opt/ml/input/data/validation")
+)
+
+#: Non-model outputs of a training job (packed into output.tar.gz).
+SM_OUTPUT_DATA_DIR: EnvironmentVariable[Path] = EnvironmentVariable(
+    "SM_OUTPUT_DATA_DIR", Path, Path("/opt/ml/output/data")
+)
+
+#: Where SageMaker syncs checkpoints to and from S3 when the job has a CheckpointConfig; managed
+#: spot training resumes from what it finds here after an interruption.
+SM_CHECKPOINT_DIR: EnvironmentVariable[Path] = EnvironmentVariable(
+    "SM_CHECKPOINT_DIR", Path, Path("/opt/ml/checkpoints")
+)
+
+#: The training job's hyperparameters as one JSON object (values are often strings).
+SM_HPS: EnvironmentVariable[dict[str, Any]] = EnvironmentVariable("SM_HPS", _json_object, {})
+
+# --- Accelerators -------------------------------------------------------------------------------
+
+#: Read only to notice GPUs hidden on purpose (`CUDA_VISIBLE_DEVICES=-1`, or set but empty).
+CUDA_VISIBLE_DEVICES: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "CUDA_VISIBLE_DEVICES", _optional_str, None
+)

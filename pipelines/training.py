@@ -1,0 +1,548 @@
+"""The training pipeline: Preprocess -> Train -> Evaluate -> QualityGate -> Register | Fail.
+
+`get_pipeline(context, model)` builds it with the SageMaker Python SDK v3;
+`definition_json(context, model)` renders the definition JSON that `aws.sagemaker.Pipeline`
+takes. Building never calls AWS (see `_offline_sdk`): every S3 location is explicit, step code
+is referenced by S3 URI (nothing is uploaded), and the SDK's own calls (IAM role lookup and
+validation, config files, telemetry) are avoided or turned off.
+
+Per-run knobs are pipeline Parameters whose defaults come from the model's settings. Two
+training settings are fixed when the definition is built instead: managed spot and the
+maximum runtime. The SDK's `Compute` / `StoppingCondition` models reject pipeline variables
+for both, and spot could not be a run-time switch anyway: MaxWaitTimeInSeconds and the
+checkpoint location are only valid with spot on.
+
+Step code: `context.code_uri` holds the `pipelines/` package (`<code_uri>steps/train.py`).
+Each job gets that whole prefix as a directory named `pipelines`, put on PYTHONPATH, and runs
+`python3 -m pipelines.steps.<step>` (the steps import `pipelines.data` and their siblings):
+processing jobs from /opt/ml/processing/code/pipelines, the training job from its `pipelines`
+channel, /opt/ml/input/data/pipelines. The training job also gets its hyperparameters as
+`--name value` arguments: without SageMaker's training toolkit in the image, nothing else
+turns HyperParameters into something the script sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from pipelines.context import PipelineContext
+from stacks.settings import ModelSettings
+
+# The SDK ships no type information (no py.typed): its imports carry
+# `# type: ignore[import-untyped]` and its objects are `Any` here.
+
+if TYPE_CHECKING:  # the SDK takes seconds to import: only building a definition pays for it
+    from sagemaker.mlops.workflow.pipeline import Pipeline  # type: ignore[import-untyped]
+
+# Step names: the definition's interface (the local runner, alarms and dashboards use them).
+PREPROCESS = "Preprocess"
+TRAIN = "Train"
+EVALUATE = "Evaluate"
+QUALITY_GATE = "QualityGate"
+REGISTER = "Register"
+FAIL = "Fail"
+
+EVALUATION_OUTPUT = "evaluation"
+EVALUATION_REPORT = "EvaluationReport"  # the PropertyFile the gate reads
+EVALUATION_FILE = "evaluation.json"
+# Where the gate finds the metric in the report (SageMaker's model quality metrics layout).
+METRIC_PATH = "multiclass_classification_metrics.{metric}.value"
+SPLITS = ("train", "validation", "test")
+
+# Paths inside the job containers. The step code is the `pipelines` package: it must sit in a
+# directory of that name, whose parent goes on PYTHONPATH. Not under /opt/ml/processing/input,
+# where Preprocess reads every CSV below.
+CODE_PACKAGE = "pipelines"
+PROCESSING_ROOT = "/opt/ml/processing"
+PROCESSING_CODE_ROOT = f"{PROCESSING_ROOT}/code"
+# Training channels land in /opt/ml/input/data/<channel>: the code channel is named after the
+# package.
+TRAINING_CODE_ROOT = "/opt/ml/input/data"
+
+# Instance families with NVMe instance storage: SageMaker encrypts it in hardware and rejects
+# a VolumeKmsKeyId for them (CreateTrainingJob ResourceConfig / CreateProcessingJob
+# ClusterConfig). The pattern of policy rule E5 (policy/mlops_rules/sagemaker.py), which
+# exempts exactly these; repeated so that building a definition needs no policy code.
+LOCAL_STORAGE_INSTANCE = re.compile(
+    r"^ml\.(?:[a-z]+\d+[a-z]*d[a-z]?|g5|g6|g6e|gr6|p5|p5e|p5en|p6-b200|dl1|trn1|trn1n|trn2)\."
+)
+
+# Retries. Capacity (spot, GPUs) and account limits free up over minutes to hours: wait long,
+# for up to 4 hours. Internal errors and API faults are transient: a few quick retries.
+BACKOFF_RATE = 2.0
+CAPACITY_RETRY_INTERVAL_S, CAPACITY_RETRY_WINDOW_MIN = 120, 240
+INTERNAL_ERROR_RETRY_INTERVAL_S, INTERNAL_ERROR_MAX_ATTEMPTS = 60, 3
+API_RETRY_INTERVAL_S, API_RETRY_MAX_ATTEMPTS = 10, 5
+
+# Given to the session so that it reads no SDK config file of whoever builds (which could put
+# other roles, keys or subnets into the definition); emptied right after, see `_session`.
+SDK_CONFIG: dict[str, Any] = {"SchemaVersion": "1.0"}
+
+
+def has_local_storage(instance_type: str) -> bool:
+    """Whether the instance type has NVMe instance storage (and so takes no volume key)."""
+    return LOCAL_STORAGE_INSTANCE.match(instance_type) is not None
+
+
+def approval_status(model: ModelSettings) -> str:
+    """The ModelApprovalStatus a new version gets by default."""
+    return "Approved" if model.auto_approve else "PendingManualApproval"
+
+
+def get_pipeline(context: PipelineContext, model: ModelSettings) -> Pipeline:
+    """The training pipeline of one model in one environment."""
+    _offline_sdk(context.region)
+    return _Builder(context, model).pipeline()
+
+
+def definition_json(context: PipelineContext, model: ModelSettings) -> str:
+    """The pipeline definition JSON (CreatePipeline's PipelineDefinition)."""
+    definition: str = get_pipeline(context, model).definition()
+    return definition
+
+
+def _offline_sdk(region: str) -> None:
+    """Let this process import and use the SDK without reaching AWS.
+
+    sagemaker.serve creates boto clients at import time, which needs a region. ModelTrainer
+    checks its role through IAM unless SAGEMAKER_VALIDATE_ROLE is false. Every decorated SDK
+    call sends telemetry (an STS and an S3 request) unless opted out, and only SDK config can
+    opt out; but with a non-empty config the SDK runs a full JSON-schema check on each of the
+    ~40 config lookups a build makes (about 5 s). So telemetry is switched off at its source,
+    for the whole process: nothing here wants it.
+    """
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    from sagemaker.core.telemetry import telemetry_logging  # type: ignore[import-untyped]
+
+    telemetry_logging._send_telemetry_request = _no_telemetry  # noqa: SLF001  # see above
+
+
+def _no_telemetry(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def _session(context: PipelineContext) -> Any:
+    """A PipelineSession that makes no AWS call: region and bucket given, config empty."""
+    import boto3  # type: ignore[import-untyped]
+    from sagemaker.core.workflow.pipeline_context import PipelineSession  # type: ignore[import-untyped]
+
+    session = PipelineSession(
+        boto_session=boto3.Session(region_name=context.region),
+        default_bucket=context.bucket,
+        sagemaker_config=SDK_CONFIG,
+    )
+    session.sagemaker_config = {}  # see _offline_sdk
+    return session
+
+
+@functools.cache
+def _script_training_step() -> type:
+    """`TrainingStep` running a module from the code channel (defined on first use: the SDK
+    is imported only then)."""
+    from sagemaker.mlops.workflow.steps import TrainingStep  # type: ignore[import-untyped]
+
+    class ScriptTrainingStep(TrainingStep):  # type: ignore[misc]  # TrainingStep is untyped
+        """A TrainingStep whose container runs `entrypoint` with the hyperparameters as
+        `--name value` arguments.
+
+        ModelTrainer sets AlgorithmSpecification.ContainerEntrypoint only along with
+        `source_code`, and `source_code` uploads the SDK's driver scripts to S3 while the
+        definition is built. The step code comes by S3 URI instead (a channel), so the
+        entrypoint and its arguments are added to the request the step renders.
+        """
+
+        def __init__(self, *, entrypoint: list[str], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.entrypoint = entrypoint
+
+        @property
+        def arguments(self) -> dict[str, Any]:
+            request: dict[str, Any] = super().arguments
+            algorithm = request["AlgorithmSpecification"]
+            algorithm["ContainerEntrypoint"] = list(self.entrypoint)
+            # The values are already strings, as CreateTrainingJob's HyperParameters are.
+            hyperparameters = request.get("HyperParameters") or {}
+            arguments = [
+                part for name, value in hyperparameters.items() for part in (f"--{name}", value)
+            ]
+            if arguments:
+                algorithm["ContainerArguments"] = arguments
+            return request
+
+    return ScriptTrainingStep
+
+
+class _Builder:
+    """Builds one pipeline: its parameters, then one method per step."""
+
+    def __init__(self, context: PipelineContext, model: ModelSettings) -> None:
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables  # type: ignore[import-untyped]
+        from sagemaker.core.workflow.parameters import (  # type: ignore[import-untyped]
+            ParameterFloat,
+            ParameterInteger,
+            ParameterString,
+        )
+        from sagemaker.mlops.workflow.retry import (  # type: ignore[import-untyped]
+            SageMakerJobExceptionTypeEnum,
+            SageMakerJobStepRetryPolicy,
+            StepExceptionTypeEnum,
+            StepRetryPolicy,
+        )
+        from sagemaker.mlops.workflow.steps import CacheConfig
+
+        self.context, self.model = context, model
+        self.session = _session(context)
+        self.execution_id = ExecutionVariables.PIPELINE_EXECUTION_ID
+
+        self.input_data = ParameterString(
+            name="InputDataUri",
+            # The `datasets` bucket: the `pipeline` bucket expires what it holds.
+            default_value=f"s3://{context.datasets_bucket}/{context.model_name}/raw/",
+        )
+        self.instance_type = ParameterString(
+            name="TrainingInstanceType", default_value=model.training.instance_type
+        )
+        self.instance_count = ParameterInteger(
+            name="TrainingInstanceCount", default_value=model.training.instance_count
+        )
+        self.threshold = ParameterFloat(
+            name="QualityThreshold", default_value=model.quality_gate.threshold
+        )
+        self.approval = ParameterString(
+            name="ModelApprovalStatus", default_value=approval_status(model)
+        )
+
+        self.environment = {
+            "MLFLOW_TRACKING_URI": context.mlflow_tracking_uri,
+            "MLFLOW_EXPERIMENT_NAME": context.mlflow_experiment_name,
+            # Ties MLflow runs to the execution. Environment is part of a job step's cache
+            # key: if SageMaker keys on resolved values, this makes every run a cache miss.
+            "MLOPS_PIPELINE_EXECUTION_ID": self.execution_id,
+            "MLOPS_MODEL_NAME": context.model_name,
+        }
+
+        # Naming both step exceptions: a step with a retry policy retries only what it names.
+        self.api_retries = [
+            StepRetryPolicy(
+                exception_types=[
+                    StepExceptionTypeEnum.THROTTLING,
+                    StepExceptionTypeEnum.SERVICE_FAULT,
+                ],
+                interval_seconds=API_RETRY_INTERVAL_S,
+                backoff_rate=BACKOFF_RATE,
+                max_attempts=API_RETRY_MAX_ATTEMPTS,
+            )
+        ]
+        self.job_retries = [
+            *self.api_retries,
+            SageMakerJobStepRetryPolicy(
+                exception_types=[
+                    SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+                    SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
+                ],
+                interval_seconds=CAPACITY_RETRY_INTERVAL_S,
+                backoff_rate=BACKOFF_RATE,
+                expire_after_mins=CAPACITY_RETRY_WINDOW_MIN,
+            ),
+            SageMakerJobStepRetryPolicy(
+                exception_types=[SageMakerJobExceptionTypeEnum.INTERNAL_ERROR],
+                interval_seconds=INTERNAL_ERROR_RETRY_INTERVAL_S,
+                backoff_rate=BACKOFF_RATE,
+                max_attempts=INTERNAL_ERROR_MAX_ATTEMPTS,
+            ),
+        ]
+        self.cache = (
+            CacheConfig(enable_caching=True, expire_after=model.cache_expiry)
+            if model.cache_expiry is not None
+            else None
+        )
+
+    def pipeline(self) -> Pipeline:
+        from sagemaker.mlops.workflow.pipeline import Pipeline
+
+        preprocess = self.preprocess()
+        train = self.train(preprocess)
+        evaluate = self.evaluate(preprocess, train)
+        gate = self.quality_gate(evaluate, register=self.register(train, evaluate))
+        return Pipeline(
+            name=self.context.pipeline_name,
+            parameters=[
+                self.input_data,
+                self.instance_type,
+                self.instance_count,
+                self.threshold,
+                self.approval,
+            ],
+            steps=[preprocess, train, evaluate, gate],
+            sagemaker_session=self.session,
+            # MLflow tracks experiments: no SageMaker Experiments trial per execution.
+            pipeline_experiment_config=None,
+        )
+
+    # -- shared pieces ----------------------------------------------------------------------
+
+    def run_prefix(self, *parts: str) -> Any:
+        """s3://<pipeline bucket>/<pipeline name>/<execution id>/<parts...>"""
+        from sagemaker.core.workflow.functions import Join  # type: ignore[import-untyped]
+
+        context = self.context
+        values = ["s3:/", context.bucket, context.pipeline_name, self.execution_id, *parts]
+        return Join(on="/", values=values)
+
+    def processor(self, step: str) -> Any:
+        from sagemaker.core.network import NetworkConfig  # type: ignore[import-untyped]
+        from sagemaker.core.processing import Processor  # type: ignore[import-untyped]
+
+        context, processing = self.context, self.model.processing
+        return Processor(
+            role=context.role_arn,
+            image_uri=context.image_uri,
+            # A Processor with an explicit entrypoint rather than ScriptProcessor(code=...),
+            # which would give the job the one script file but not the package around it.
+            entrypoint=["python3", "-m", f"{CODE_PACKAGE}.steps.{step}"],
+            instance_type=processing.instance_type,
+            instance_count=processing.instance_count,
+            volume_kms_key=(
+                None if has_local_storage(processing.instance_type) else context.kms_key_arn
+            ),
+            output_kms_key=context.kms_key_arn,
+            base_job_name=f"{context.model_name}-{step}",
+            sagemaker_session=self.session,
+            env={**self.environment, "PYTHONPATH": PROCESSING_CODE_ROOT},
+            network_config=NetworkConfig(
+                subnets=list(context.subnet_ids),
+                security_group_ids=list(context.security_group_ids),
+                # Step code logs to MLflow, which network isolation would cut off.
+                enable_network_isolation=False,
+                encrypt_inter_container_traffic=processing.instance_count > 1,
+            ),
+        )
+
+    @staticmethod
+    def processing_input(name: str, s3_uri: Any, local_path: str) -> Any:
+        from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input  # type: ignore[import-untyped]
+
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=s3_uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
+            ),
+        )
+
+    def code_input(self) -> Any:
+        return self.processing_input(
+            "code", self.context.code_uri, f"{PROCESSING_CODE_ROOT}/{CODE_PACKAGE}"
+        )
+
+    def processing_output(self, step: str, name: str, local_path: str) -> Any:
+        from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
+
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(
+                s3_uri=self.run_prefix(step, name),
+                local_path=local_path,
+                s3_upload_mode="EndOfJob",
+            ),
+        )
+
+    @functools.cached_property
+    def report(self) -> Any:
+        from sagemaker.core.workflow.properties import PropertyFile  # type: ignore[import-untyped]
+
+        return PropertyFile(
+            name=EVALUATION_REPORT, output_name=EVALUATION_OUTPUT, path=EVALUATION_FILE
+        )
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def preprocess(self) -> Any:
+        from sagemaker.mlops.workflow.steps import ProcessingStep
+
+        return ProcessingStep(
+            name=PREPROCESS,
+            step_args=self.processor("preprocess").run(
+                inputs=[
+                    self.processing_input("raw", self.input_data, f"{PROCESSING_ROOT}/input"),
+                    self.code_input(),
+                ],
+                outputs=[
+                    self.processing_output(PREPROCESS, split, f"{PROCESSING_ROOT}/output/{split}")
+                    for split in SPLITS
+                ],
+            ),
+            cache_config=self.cache,
+            retry_policies=self.job_retries,
+        )
+
+    def train(self, preprocess: Any) -> Any:
+        from sagemaker.core.shapes import StoppingCondition
+        from sagemaker.core.training.configs import (  # type: ignore[import-untyped]
+            CheckpointConfig,
+            Compute,
+            InputData,
+            Networking,
+            OutputDataConfig,
+        )
+        from sagemaker.train.model_trainer import ModelTrainer  # type: ignore[import-untyped]
+
+        context, training = self.context, self.model.training
+        spot = training.use_spot
+        trainer = ModelTrainer(
+            sagemaker_session=self.session,
+            role=context.role_arn,
+            training_image=context.image_uri,
+            base_job_name=f"{context.model_name}-train",
+            compute=Compute(
+                instance_type=self.instance_type,
+                instance_count=self.instance_count,
+                volume_size_in_gb=training.volume_size_gb,
+                # Decided on the instance type's default: a run that overrides it across the
+                # NVMe line gets a volume key that SageMaker rejects, or none.
+                volume_kms_key_id=(
+                    None if has_local_storage(training.instance_type) else context.kms_key_arn
+                ),
+                keep_alive_period_in_seconds=training.keep_alive_seconds or None,
+                enable_managed_spot_training=spot,
+            ),
+            networking=Networking(
+                subnets=list(context.subnet_ids),
+                security_group_ids=list(context.security_group_ids),
+                # Training logs to MLflow (MLFLOW_TRACKING_URI), which isolation cuts off.
+                enable_network_isolation=False,
+                # The instance count is a Parameter: any run may use several instances.
+                enable_inter_container_traffic_encryption=True,
+            ),
+            stopping_condition=StoppingCondition(
+                max_runtime_in_seconds=training.max_runtime_seconds,
+                max_wait_time_in_seconds=training.spot_max_wait_seconds if spot else None,
+            ),
+            # The `models` bucket: a registered version points at its artifacts for as long
+            # as it lives, so they must not expire with the pipeline's outputs.
+            output_data_config=OutputDataConfig(
+                s3_output_path=f"s3://{context.models_bucket}/{context.model_name}/",
+                kms_key_id=context.kms_key_arn,
+            ),
+            # Per execution: a retried job resumes its own run's checkpoints, never another's.
+            checkpoint_config=(
+                CheckpointConfig(s3_uri=self.run_prefix(TRAIN, "checkpoints")) if spot else None
+            ),
+            environment={**self.environment, "PYTHONPATH": TRAINING_CODE_ROOT},
+            hyperparameters=dict(training.hyperparameters),
+        )
+        outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+        step_args = trainer.train(
+            input_data_config=[
+                InputData(channel_name="train", data_source=outputs["train"].S3Output.S3Uri),
+                InputData(
+                    channel_name="validation", data_source=outputs["validation"].S3Output.S3Uri
+                ),
+                # By S3 URI; `source_code=` would upload the SDK's driver scripts.
+                InputData(channel_name=CODE_PACKAGE, data_source=self.context.code_uri),
+            ]
+        )
+        return _script_training_step()(
+            name=TRAIN,
+            step_args=step_args,
+            entrypoint=["python3", "-m", f"{CODE_PACKAGE}.steps.train"],
+            cache_config=self.cache,
+            retry_policies=self.job_retries,
+        )
+
+    def evaluate(self, preprocess: Any, train: Any) -> Any:
+        from sagemaker.mlops.workflow.steps import ProcessingStep
+
+        test = preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri
+        model = train.properties.ModelArtifacts.S3ModelArtifacts
+        return ProcessingStep(
+            name=EVALUATE,
+            step_args=self.processor("evaluate").run(
+                inputs=[
+                    self.processing_input("model", model, f"{PROCESSING_ROOT}/model"),
+                    self.processing_input("test", test, f"{PROCESSING_ROOT}/test"),
+                    self.code_input(),
+                ],
+                outputs=[
+                    self.processing_output(
+                        EVALUATE, EVALUATION_OUTPUT, f"{PROCESSING_ROOT}/{EVALUATION_OUTPUT}"
+                    )
+                ],
+            ),
+            property_files=[self.report],
+            cache_config=self.cache,
+            retry_policies=self.job_retries,
+        )
+
+    def register(self, train: Any, evaluate: Any) -> Any:
+        from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # type: ignore[import-untyped]
+        from sagemaker.core.workflow.functions import Join
+        from sagemaker.mlops.workflow.model_step import ModelStep  # type: ignore[import-untyped]
+        from sagemaker.serve.model_builder import ModelBuilder  # type: ignore[import-untyped]
+
+        context = self.context
+        evaluation = evaluate.properties.ProcessingOutputConfig.Outputs[EVALUATION_OUTPUT]
+        builder = ModelBuilder(
+            # Inference runs on the step image for now (same libraries as training); a
+            # slimmer image from the `inference` repository can replace it later.
+            image_uri=context.image_uri,
+            s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
+            role_arn=context.role_arn,
+            sagemaker_session=self.session,
+            # The default ({"auto": True}) means script mode: ModelBuilder would try to stage
+            # inference code and add empty SAGEMAKER_PROGRAM / SAGEMAKER_SUBMIT_DIRECTORY
+            # variables. The image serves the model by itself.
+            dependencies=None,
+        )
+        # Where ModelBuilder stages anything; set so that it never asks the session for its
+        # default bucket (which checks S3 and creates the bucket when missing).
+        builder.bucket = context.bucket
+        step_args = builder.register(
+            model_package_group_name=context.model_package_group,
+            content_types=["text/csv"],
+            response_types=["text/csv"],
+            approval_status=self.approval,
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    content_type="application/json",
+                    s3_uri=Join(on="/", values=[evaluation.S3Output.S3Uri, EVALUATION_FILE]),
+                )
+            ),
+        )
+        # CreateModelPackage starts no job: SageMakerJobStepRetryPolicy is not allowed here.
+        return ModelStep(name=REGISTER, step_args=step_args, retry_policies=self.api_retries)
+
+    def quality_gate(self, evaluate: Any, register: Any) -> Any:
+        from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo  # type: ignore[import-untyped]
+        from sagemaker.core.workflow.functions import Join, JsonGet
+        from sagemaker.mlops.workflow.condition_step import ConditionStep  # type: ignore[import-untyped]
+        from sagemaker.mlops.workflow.fail_step import FailStep  # type: ignore[import-untyped]
+
+        metric = self.model.quality_gate.metric
+        value = JsonGet(
+            step_name=evaluate.name,
+            property_file=self.report,
+            json_path=METRIC_PATH.format(metric=metric),
+        )
+        fail = FailStep(
+            name=FAIL,
+            error_message=Join(
+                on="",
+                values=[
+                    f"Quality gate: {metric} ",
+                    value,
+                    " is below the threshold ",
+                    self.threshold,
+                    "; the model is not registered.",
+                ],
+            ),
+        )
+        return ConditionStep(
+            name=QUALITY_GATE,
+            conditions=[ConditionGreaterThanOrEqualTo(left=value, right=self.threshold)],
+            if_steps=[register],
+            else_steps=[fail],
+        )
