@@ -12,29 +12,23 @@ import pytest
 import xgboost
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from pipelines.data import LABEL, read_csv_dir, write_raw_dataset
-from pipelines.steps import evaluate, preprocess, train
+from pipelines.data import LABEL, read_csv_dir
+from pipelines.steps import evaluate, train
 from pipelines.steps.evaluate import METRICS_KEY, metric_value
 
 SCALARS = ("accuracy", "macro_f1", "weighted_f1", "weighted_precision", "weighted_recall")
 
 
-@pytest.fixture(autouse=True)
-def _no_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Splits and a model trained on them (60 rounds, one thread: quick and good enough)."""
+def workdir(tmp_path_factory: pytest.TempPathFactory, split_dir: Path) -> Path:
+    """The shared splits and a model trained on them (60 rounds, one thread: quick, good)."""
     base = tmp_path_factory.mktemp("evaluate")
+    (base / "splits").symlink_to(split_dir, target_is_directory=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        raw = write_raw_dataset(base / "raw")
-        preprocess.run(raw.parent, base / "splits")
         train.run(
-            base / "splits" / "train",
-            base / "splits" / "validation",
+            split_dir / "train",
+            split_dir / "validation",
             base / "model",
             {"num_boost_round": 60, "nthread": 1},
         )

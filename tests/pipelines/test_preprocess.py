@@ -22,12 +22,6 @@ from pipelines.steps.preprocess import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _no_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests exercise the step alone, whatever the developer's shell has set."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture(scope="module")
 def digits() -> pd.DataFrame:
     return load_digits_frame()

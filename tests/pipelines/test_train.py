@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import xgboost
 
-from pipelines.data import LABEL, read_csv_dir, write_raw_dataset
-from pipelines.steps import preprocess, train
+from pipelines.data import LABEL, read_csv_dir
+from pipelines.steps import train
 from pipelines.steps.train import (
     load_latest_checkpoint,
     pick_device,
@@ -22,22 +22,6 @@ from pipelines.steps.train import (
 # One OpenMP thread: on a small shared machine, two xgboost threads competing with another busy
 # process slow training a hundredfold (spin-waiting); one thread is as fast on this tiny set.
 ONE_THREAD = {"nthread": 1}
-
-
-@pytest.fixture(autouse=True)
-def _no_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
-@pytest.fixture(scope="module")
-def split_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real data set, preprocessed once for the module."""
-    base = tmp_path_factory.mktemp("train")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        raw = write_raw_dataset(base / "raw")
-        preprocess.run(raw.parent, base / "splits")
-    return base / "splits"
 
 
 @pytest.fixture(scope="module")
