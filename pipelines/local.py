@@ -108,8 +108,10 @@ def run_training(
     threshold = gate.threshold if threshold is None else threshold
     steps = _Steps(console)
     variables = {
-        # Per-file download bars would bury the step lines.
+        # Per-file download bars and per-run URLs would bury the step lines; the summary
+        # gives the UI's URL.
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         # OpenMP threads spin while waiting by default; beside the MLflow server on 2 cores
         # that made XGBoost training 10-100x slower.
         "OMP_WAIT_POLICY": "PASSIVE",
