@@ -93,11 +93,23 @@ MLFLOW_EXPERIMENT_NAME: EnvironmentVariable[str] = EnvironmentVariable(
 
 # --- This platform ------------------------------------------------------------------------------
 
-#: Groups the step runs of one pipeline execution under one MLflow parent run. In SageMaker the
-#: pipeline definition passes `ExecutionVariables.PIPELINE_EXECUTION_ID`; the local runner makes
-#: up its own id.
+#: Groups the step runs of one pipeline execution under one MLflow parent run. The local runner
+#: sets it; in SageMaker the step code reads the id from its job's name instead (see
+#: `tracking.current_execution_id`), because a per-execution value in a step's environment
+#: would be part of its cache key and no step would ever be reused.
 MLOPS_PIPELINE_EXECUTION_ID: EnvironmentVariable[str | None] = EnvironmentVariable(
     "MLOPS_PIPELINE_EXECUTION_ID", _optional_str, None
+)
+
+#: Set by SageMaker in training containers; pipeline jobs are named
+#: `pipelines-<execution id>-<step>-<suffix>`.
+TRAINING_JOB_NAME: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "TRAINING_JOB_NAME", _optional_str, None
+)
+
+#: Where SageMaker describes a processing job to its container (its name among the rest).
+MLOPS_PROCESSING_JOB_CONFIG: EnvironmentVariable[str] = EnvironmentVariable(
+    "MLOPS_PROCESSING_JOB_CONFIG", str, "/opt/ml/config/processingjobconfig.json"
 )
 
 #: The model this pipeline trains; tags the parent run.

@@ -219,9 +219,9 @@ class _Builder:
         self.environment = {
             "MLFLOW_TRACKING_URI": context.mlflow_tracking_uri,
             "MLFLOW_EXPERIMENT_NAME": context.mlflow_experiment_name,
-            # Ties MLflow runs to the execution. Environment is part of a job step's cache
-            # key: if SageMaker keys on resolved values, this makes every run a cache miss.
-            "MLOPS_PIPELINE_EXECUTION_ID": self.execution_id,
+            # No execution id here: the environment is part of a step's cache key, so a
+            # per-execution value would make every run a cache miss. The step code reads the
+            # id from its job's name (pipelines/steps/tracking.py).
             "MLOPS_MODEL_NAME": context.model_name,
         }
 

@@ -15,9 +15,12 @@ plugin signs requests with the job's IAM role.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -31,6 +34,8 @@ from pipelines.environment_variables import (
     MLFLOW_TRACKING_URI,
     MLOPS_MODEL_NAME,
     MLOPS_PIPELINE_EXECUTION_ID,
+    MLOPS_PROCESSING_JOB_CONFIG,
+    TRAINING_JOB_NAME,
 )
 
 logger = logging.getLogger(__name__)
@@ -104,6 +109,29 @@ def find_or_create_parent_run(client: MlflowClient, experiment_id: str, executio
     return winner
 
 
+# SageMaker names the jobs of a pipeline execution `pipelines-<execution id>-<step>-<suffix>`.
+PIPELINE_JOB_NAME = re.compile(r"^pipelines-([a-z0-9]+)-")
+
+
+def _processing_job_name() -> str | None:
+    try:
+        config = json.loads(Path(MLOPS_PROCESSING_JOB_CONFIG.get()).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = config.get("ProcessingJobName") if isinstance(config, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def current_execution_id() -> str | None:
+    """The pipeline execution this step belongs to: MLOPS_PIPELINE_EXECUTION_ID where set (the
+    local runner), else read from the SageMaker job's name, else None (a standalone run)."""
+    explicit = MLOPS_PIPELINE_EXECUTION_ID.get()
+    if explicit:
+        return explicit
+    match = PIPELINE_JOB_NAME.match(TRAINING_JOB_NAME.get() or _processing_job_name() or "")
+    return match.group(1) if match else None
+
+
 def _log_params(params: Mapping[str, Any]) -> None:
     """Logs params; values are stringified by MLflow (and long lists truncated by it)."""
     if params:
@@ -114,11 +142,11 @@ def _log_params(params: Mapping[str, Any]) -> None:
 def step_run(step: str, params: Mapping[str, Any] | None = None) -> Iterator[ActiveRun | None]:
     """Runs the body inside an MLflow run for `step`, or yields None when tracking is off.
 
-    With MLOPS_PIPELINE_EXECUTION_ID set, the step's run is nested under the execution's parent
-    run (found or created, see `find_or_create_parent_run`); without it the step's run stands
-    alone. The run ends FAILED if the body raises, FINISHED otherwise, and the parent takes the
-    same status with this step's end time, so a finished execution does not look "running"
-    forever in the UI (a later step sets it again).
+    Within a pipeline execution (`current_execution_id`), the step's run is nested under the
+    execution's parent run (found or created, see `find_or_create_parent_run`); without one
+    the step's run stands alone. The run ends FAILED if the body raises, FINISHED otherwise,
+    and the parent takes the same status with this step's end time, so a finished execution
+    does not look "running" forever in the UI (a later step sets it again).
     """
     tracking_uri = MLFLOW_TRACKING_URI.get()
     if tracking_uri is None:
@@ -127,7 +155,7 @@ def step_run(step: str, params: Mapping[str, Any] | None = None) -> Iterator[Act
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = _ensure_experiment(MLFLOW_EXPERIMENT_NAME.get())
     client = MlflowClient()
-    execution_id = MLOPS_PIPELINE_EXECUTION_ID.get()
+    execution_id = current_execution_id()
     parent_id = (
         find_or_create_parent_run(client, experiment_id, execution_id) if execution_id else None
     )

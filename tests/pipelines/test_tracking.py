@@ -22,6 +22,7 @@ from pipelines.steps import evaluate, preprocess, train
 from pipelines.steps.tracking import (
     EXECUTION_TAG,
     STEP_TAG,
+    current_execution_id,
     find_or_create_parent_run,
     step_run,
 )
@@ -200,3 +201,25 @@ def test_the_three_steps_log_one_execution(
         run_id=evaluated.info.run_id, artifact_path="evaluation.json", dst_path=str(tmp_path / "d")
     )
     assert json.loads(Path(artifact).read_text())[evaluate.METRICS_KEY]["accuracy"]["value"] > 0.9
+
+
+def test_execution_id_comes_from_the_pipeline_job_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLOPS_PIPELINE_EXECUTION_ID", raising=False)
+    monkeypatch.setenv("MLOPS_PROCESSING_JOB_CONFIG", str(tmp_path / "absent.json"))
+    monkeypatch.setenv("TRAINING_JOB_NAME", "pipelines-8x2k4lqz0ab1-Train-Xy12AbCdEf")
+    assert current_execution_id() == "8x2k4lqz0ab1"
+
+    monkeypatch.delenv("TRAINING_JOB_NAME")
+    config = tmp_path / "processingjobconfig.json"
+    config.write_text(json.dumps({"ProcessingJobName": "pipelines-q9w8e7r6t5y4-Evaluate-Zz9"}))
+    monkeypatch.setenv("MLOPS_PROCESSING_JOB_CONFIG", str(config))
+    assert current_execution_id() == "q9w8e7r6t5y4"
+
+    # The local runner's explicit id wins; a job outside a pipeline is a standalone run.
+    monkeypatch.setenv("MLOPS_PIPELINE_EXECUTION_ID", "local-1")
+    assert current_execution_id() == "local-1"
+    monkeypatch.delenv("MLOPS_PIPELINE_EXECUTION_ID")
+    config.write_text(json.dumps({"ProcessingJobName": "adhoc-evaluate-2026"}))
+    assert current_execution_id() is None

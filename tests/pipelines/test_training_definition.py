@@ -426,7 +426,9 @@ def test_jobs_track_to_mlflow(definition: dict[str, Any], context: PipelineConte
         environment = steps[name]["Arguments"]["Environment"]
         assert environment["MLFLOW_TRACKING_URI"] == context.mlflow_tracking_uri, name
         assert environment["MLFLOW_EXPERIMENT_NAME"] == context.mlflow_experiment_name, name
-        assert environment["MLOPS_PIPELINE_EXECUTION_ID"] == EXECUTION_ID, name
+        # Nothing per execution: the environment is part of the step's cache key.
+        assert "MLOPS_PIPELINE_EXECUTION_ID" not in environment, name
+        assert "Execution." not in json.dumps(environment), name
         assert environment["MLOPS_MODEL_NAME"] == MODEL, name
 
 
