@@ -16,6 +16,7 @@ from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.aws_context import AwsContext
 from components.budget import CostBudget, CostBudgetArgs
 from components.encryption import Encryption, EncryptionArgs
+from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.naming import Names
 from components.network import Network, NetworkArgs
 from stacks.settings import Settings
@@ -43,6 +44,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
     network: Network
     encryption: Encryption
     artifact_store: ArtifactStore
+    registry: ModelRegistry
 
     def __init__(
         self, name: str, args: MlopsEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
@@ -97,6 +99,21 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 names=names,
                 data_key_arn=self.encryption.data_key_arn,
                 logs_key_arn=self.encryption.logs_key_arn,
+            ),
+            opts=child,
+        )
+        models_bucket = self.artifact_store.buckets["models"]
+        self.registry = ModelRegistry(
+            f"{name}-registry",
+            ModelRegistryArgs(
+                settings=settings.registry,
+                models=sorted(settings.models),
+                protection=settings.protection,
+                context=context,
+                names=names,
+                artifact_bucket_name=models_bucket.bucket_name,
+                artifact_bucket_arn=models_bucket.arn,
+                data_key_arn=self.encryption.data_key_arn,
             ),
             opts=child,
         )

@@ -51,3 +51,10 @@ class Names:
 
     def log_group(self, purpose: str) -> str:
         return f"/{PREFIX}/{self.stack}/{purpose}"
+
+    def model_package_group(self, model: str) -> str:
+        """`mlops-<stack>-<model>`; with model "" the prefix every group of the stack shares."""
+        return f"{self.base}-{model}"
+
+    def tracking_server(self) -> str:
+        return f"{self.base}-mlflow"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-BLOCKS = 8
 MAX_AZS = 6
 PUBLIC_BLOCK = 7
 

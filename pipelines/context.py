@@ -143,7 +143,7 @@ def context_for_stack(
             "sagemaker", f"mlflow-tracking-server/{placeholder('tracking_server_name')}"
         ),
         mlflow_experiment_name=f"{names.base}-{model}",
-        model_package_group=f"{names.base}-{model}",
+        model_package_group=names.model_package_group(model),
         image_uri=f"{ecr_registry(aws)}/{repository}:{settings.models[model].image_tag}",
         code_uri=f"s3://{bucket}/code/{placeholder('code_hash')}/",
         pipeline_name=f"{names.base}-{model}-training",

@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,7 +56,6 @@ class LocalRunResult:
     champion_version: str
     promoted: bool
     predictions: list[tuple[int, int]]  # (actual, predicted) for a few held-out rows
-    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -75,18 +74,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 class _Steps:
-    """Runs steps with a rich status line each and records their durations."""
+    """Runs steps with a rich status line each, saying how long each took."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.seconds: dict[str, float] = {}
 
     def run(self, name: str, action: Callable[[], T], detail: Callable[[T], str]) -> T:
         started = time.perf_counter()
         with self.console.status(f"[bold]{name}[/] ..."):
             result = action()
         elapsed = time.perf_counter() - started
-        self.seconds[name] = elapsed
         self.console.print(f"[green]✓[/] {name:<10} {elapsed:6.1f} s  {detail(result)}")
         return result
 
@@ -172,7 +169,6 @@ def run_training(
         champion_version=champion,
         promoted=promoted,
         predictions=predictions,
-        step_seconds=steps.seconds,
     )
 
 

@@ -180,6 +180,17 @@ def _computed_outputs(
     if resource_type == "aws:iam/role:Role":
         name = inputs.get("name") or f"{args.name}-{resource_id[-7:]}"
         return {"name": name, "arn": ctx.arn("iam", f"role/{name}", regional=False)}
+    if resource_type == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
+        name = inputs["trackingServerName"]
+        return {"arn": ctx.arn("sagemaker", f"mlflow-tracking-server/{name}")}
+    if resource_type == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
+        name = inputs["modelPackageGroupName"]
+        return {"arn": ctx.arn("sagemaker", f"model-package-group/{name}")}
+    if resource_type == "pulumi:pulumi:StackReference":
+        # Another stack's outputs: a shared MLflow tracking server, in its own account.
+        shared = AwsContext(account_id="000000000000", region=ctx.region)
+        tracking_server = shared.arn("sagemaker", "mlflow-tracking-server/shared")
+        return {"outputs": {"mlflow_tracking_server_arn": tracking_server}, "secretOutputNames": []}
     if resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
         return {"prefixListId": "pl-" + resource_id[-8:]}
     if service:
@@ -220,6 +231,31 @@ class _RecordingMonitor(mocks.MockMonitor):
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 ignore_changes=tuple(request.ignoreChanges),
                 aliases=tuple(_alias_text(a) for a in request.aliases),
+            )
+        )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        """Reads of existing resources (StackReference, `.get()`): recorded with what they
+        were asked for; they create nothing and carry no options."""
+        response = super().ReadResource(request)
+        self.recorded.append(
+            RecordedResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                inputs=_plain(rpc.deserialize_properties(request.properties)),
+                outputs=_plain(self.resources[response.urn].state),
+                parent=request.parent or None,
+                provider=request.provider or None,
+                property_dependencies={},
+                custom=True,
+                protect=False,
+                retain_on_delete=False,
+                depends_on=tuple(request.dependencies),
+                delete_before_replace=False,
+                ignore_changes=(),
+                aliases=(),
             )
         )
         return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from components.environment import MlopsEnvironment
+from components.model_registry import TRACKING_SERVER_OUTPUT
 
 VPC_ID = "vpc_id"
 PRIVATE_SUBNET_IDS = "private_subnet_ids"
@@ -14,6 +15,8 @@ LOGS_KEY_ARN = "logs_key_arn"
 # {"datasets": ..., "models": ..., "pipeline": ..., "access-logs": ...}
 BUCKET_NAMES = "bucket_names"
 REPOSITORY_URLS = "repository_urls"  # {"training": ..., "inference": ...}
+MODEL_PACKAGE_GROUPS = "model_package_groups"  # {model: group name}
+MLFLOW_TRACKING_SERVER_ARN = TRACKING_SERVER_OUTPUT  # what a `shared` environment reads
 
 ALL = (
     VPC_ID,
@@ -23,6 +26,8 @@ ALL = (
     LOGS_KEY_ARN,
     BUCKET_NAMES,
     REPOSITORY_URLS,
+    MODEL_PACKAGE_GROUPS,
+    MLFLOW_TRACKING_SERVER_ARN,
 )
 
 
@@ -37,3 +42,5 @@ def export_outputs(env: MlopsEnvironment) -> None:
         {purpose: bucket.bucket_name for purpose, bucket in env.artifact_store.buckets.items()},
     )
     pulumi.export(REPOSITORY_URLS, env.artifact_store.repository_urls)
+    pulumi.export(MODEL_PACKAGE_GROUPS, env.registry.group_names)
+    pulumi.export(MLFLOW_TRACKING_SERVER_ARN, env.registry.tracking_server_arn)

@@ -44,6 +44,13 @@ KEY_PROPERTIES: dict[str, tuple[tuple[str, str], ...]] = {
         ("name", "name"),
         ("tags", "imageTagMutability"),
     ),
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": (("group", "modelPackageGroupName"),),
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": (
+        ("name", "trackingServerName"),
+        ("size", "trackingServerSize"),
+        ("maintenance", "weeklyMaintenanceWindowStart"),
+    ),
+    "pulumi:pulumi:StackReference": (("stack", "name"),),
     "aws:cloudwatch/logGroup:LogGroup": (
         ("name", "name"),
         ("retention days", "retentionInDays"),

@@ -298,6 +298,38 @@ class QualityGateSettings(_Strict):
     threshold: float = Field(ge=0, le=1)
 
 
+class ScheduleSettings(_Strict):
+    """Scheduled executions of a model's pipeline (EventBridge Scheduler)."""
+
+    # `cron(minutes hours day-of-month month day-of-week year)` or `rate(value unit)`.
+    expression: str
+    timezone: str = "UTC"
+    # Let Scheduler start the run up to this many minutes late, to spread load (None: exact).
+    flexible_window_minutes: int | None = Field(default=None, ge=1, le=1440)
+    enabled: bool = True
+    # Pipeline parameter values for the scheduled runs (the rest keep their defaults).
+    parameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
+
+    @field_validator("expression")
+    @classmethod
+    def _valid_expression(cls, value: str) -> str:
+        from components.schedule_expressions import validate_expression
+
+        validate_expression(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Dublin)") from None
+        return value
+
+
 class ModelSettings(_Strict):
     """One model trained by a pipeline in this environment."""
 
@@ -311,6 +343,39 @@ class ModelSettings(_Strict):
     auto_approve: bool = False
     # Reuse a step's result when its inputs are unchanged for this long; None turns caching off.
     cache_expiry: CacheExpiry | None = "P30D"
+    schedule: ScheduleSettings | None = None
+
+
+MaintenanceWindow = Annotated[
+    str, _matching(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d", "Sun:03:00")
+]
+StackName = Annotated[str, _matching(r"[\w.-]+/[\w.-]+/[\w.-]+", "organization/project/stack")]
+
+
+class MlflowServerSettings(_Strict):
+    """The environment's MLflow tracking server."""
+
+    # managed: a SageMaker managed tracking server of its own (~30 min to create);
+    # shared: use another stack's, read through a StackReference (on-demand environments).
+    mode: Literal["managed", "shared"] = "managed"
+    size: Literal["Small", "Medium", "Large"] = "Small"
+    weekly_maintenance_window: MaintenanceWindow = "Sun:03:00"
+    mlflow_version: str | None = None  # None: the newest SageMaker offers
+    shared_stack: StackName | None = None
+
+    @model_validator(mode="after")
+    def _shared_names_a_stack(self) -> MlflowServerSettings:
+        if self.mode == "shared" and self.shared_stack is None:
+            raise InvalidKeys([("shared_stack", "is required when mode is 'shared'")])
+        if self.mode == "managed" and self.shared_stack is not None:
+            raise InvalidKeys([("shared_stack", "is only used when mode is 'shared'")])
+        return self
+
+
+class RegistrySettings(_Strict):
+    # Accounts that may read this environment's model package groups (promotion to them).
+    reader_account_ids: list[AccountId] = Field(default_factory=list)
+    mlflow: MlflowServerSettings = Field(default_factory=MlflowServerSettings)
 
 
 class PolicySettings(_Strict):
@@ -345,6 +410,7 @@ class Settings(_Strict):
     artifact_store: ArtifactStoreSettings
     budget: BudgetSettings
     models: dict[ModelName, ModelSettings] = Field(default_factory=dict)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("tags")

@@ -12,7 +12,13 @@ from stacks.offline import StackRecording
 from tests.conftest import STACKS, recorded
 
 PROVIDER = "pulumi:providers:aws"
-STATEFUL_TYPES = {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository"}
+STATEFUL_TYPES = {
+    "aws:kms/key:Key",
+    "aws:s3/bucket:Bucket",
+    "aws:ecr/repository:Repository",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+}
 
 
 def test_committed_stacks_are_dev_test_prod() -> None:
@@ -52,7 +58,8 @@ def test_extra_tags_cannot_override_cost_tags(prod: StackRecording) -> None:
 def test_prod_protects_and_retains_every_stateful_resource(stack: str) -> None:
     recording = recorded(stack)
     stateful = [r for r in recording.resources if r.type in STATEFUL_TYPES]
-    assert len(stateful) == 2 + 4 + 2  # keys, buckets, repositories
+    # keys, buckets, repositories, a model package group per model, the MLflow server
+    assert len(stateful) == 2 + 4 + 2 + 1 + 1
     assert all(r.protect and r.retain_on_delete for r in stateful)
 
 
@@ -75,6 +82,7 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
         "mlops-network": "mlops:network:Network",
         "mlops-artifacts": "mlops:storage:ArtifactStore",
         "mlops-budget": "mlops:cost:CostBudget",
+        "mlops-registry": "mlops:registry:ModelRegistry",
     }
     # Child names derive from the component's name.
     for component in recording.children(root):

@@ -48,11 +48,6 @@ MODEL_TAG = "mlops.model_name"
 STEP_TAG = "mlops.step"
 
 
-def tracking_enabled() -> bool:
-    """Whether runs are logged at all (MLFLOW_TRACKING_URI holds a value)."""
-    return MLFLOW_TRACKING_URI.is_set()
-
-
 def _ensure_experiment(name: str) -> str:
     """Sets (creating if needed) the experiment and returns its id. Two steps creating the same
     experiment at once: the loser's create fails with "already exists", and a second call then
