@@ -112,6 +112,17 @@ MLOPS_PROCESSING_JOB_CONFIG: EnvironmentVariable[str] = EnvironmentVariable(
     "MLOPS_PROCESSING_JOB_CONFIG", str, "/opt/ml/config/processingjobconfig.json"
 )
 
+#: The feature group Preprocess ingests into (set by the pipeline in SageMaker). Unset: a local
+#: run, and the records go to a Parquet file beside the splits.
+MLOPS_FEATURE_GROUP_NAME: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_FEATURE_GROUP_NAME", _optional_str, None
+)
+
+#: The region of the feature group (the standard AWS variable).
+AWS_DEFAULT_REGION: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "AWS_DEFAULT_REGION", _optional_str, None
+)
+
 #: The model this pipeline trains; tags the parent run.
 MLOPS_MODEL_NAME: EnvironmentVariable[str] = EnvironmentVariable("MLOPS_MODEL_NAME", str, "digits")
 

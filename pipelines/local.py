@@ -95,14 +95,20 @@ def run_training(
     workdir: Path,
     console: Console,
     threshold: float | None = None,
+    registered_name: str | None = None,
 ) -> LocalRunResult:
-    """Run the whole pipeline once; raise GateFailed when the gate stops it."""
+    """Run the whole pipeline once; raise GateFailed when the gate stops it.
+
+    The model registers under `registered_name` (default: the model's name), so runs that
+    must not compete for the same champion can share a server.
+    """
     import mlflow  # imported here: the CLI's other commands do not pay for it
 
     execution_id = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run_dir = workdir / execution_id
     gate = model.quality_gate
     threshold = gate.threshold if threshold is None else threshold
+    registry_name = registered_name or model_name
     steps = _Steps(console)
     variables = {
         # Per-file download bars and per-run URLs would bury the step lines; the summary
@@ -150,13 +156,13 @@ def run_training(
         client = mlflow.MlflowClient(tracking_uri)
         registration = steps.run(
             "Register",
-            lambda: _register(client, model_name, trained.mlflow_model_uri, gate.metric, value),
-            lambda r: f"{model_name} v{r[0]} ({'champion' if r[2] else 'challenger'})",
+            lambda: _register(client, registry_name, trained.mlflow_model_uri, gate.metric, value),
+            lambda r: f"{registry_name} v{r[0]} ({'champion' if r[2] else 'challenger'})",
         )
         version, champion, promoted = registration
         predictions = steps.run(
             "Predict",
-            lambda: _predict_held_out(tracking_uri, model_name, version, run_dir),
+            lambda: _predict_held_out(tracking_uri, registry_name, version, run_dir),
             lambda p: " ".join(f"{actual}->{guess}" for actual, guess in p),
         )
     return LocalRunResult(

@@ -24,7 +24,13 @@ import pandas as pd  # type: ignore[import-untyped]
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
 from pipelines.data import FEATURES, LABEL, read_csv_dir
+from pipelines.environment_variables import MLOPS_MODEL_NAME
+from pipelines.features import FEATURE_SPECS
+from pipelines.steps.feature_ingest import ingest_frame
 from pipelines.steps.tracking import step_run
+
+# Beside the splits: where a local run keeps the ingested feature records.
+FEATURES_DIR = "features"
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +298,14 @@ def run(
                 mlflow.set_tag("mlops.data_validation", f"failed: {error}"[:5000])
             raise
         columns = list(COLUMNS)
-        splits = split(frame[columns].astype("int64"), test_fraction, validation_fraction, seed)
+        validated = frame[columns].astype("int64")
+        splits = split(validated, test_fraction, validation_fraction, seed)
         write_splits(splits, output_dir)
+        # The feature group (in SageMaker) or features.parquet (locally) gets every valid row.
+        ingested = ingest_frame(
+            validated, FEATURE_SPECS[MLOPS_MODEL_NAME.get()], output_dir / FEATURES_DIR
+        )
+        logger.info("features: %d records to %s", ingested.records, ingested.destination)
         sizes = splits.sizes()
         logger.info("rows per split: %s", sizes)
         if active is not None:

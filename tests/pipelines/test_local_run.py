@@ -26,11 +26,18 @@ DIGITS = load_stack_settings("dev").models["digits"]
 
 
 def _run(
-    server: MlflowServer, model: str, tmp_path: Path, threshold: float | None = None
+    server: MlflowServer, registered: str, tmp_path: Path, threshold: float | None = None
 ) -> LocalRunResult:
+    """A local run of the digits model, registered under its own name for this test."""
     with (tmp_path / "console.txt").open("a") as output:
         return run_training(
-            model, DIGITS, server.url, tmp_path / "runs", Console(file=output), threshold
+            "digits",
+            DIGITS,
+            server.url,
+            tmp_path / "runs",
+            Console(file=output),
+            threshold,
+            registered_name=registered,
         )
 
 

@@ -223,3 +223,12 @@ def test_main_exits_1_with_the_reason_and_no_traceback(
 def test_the_failure_file_defaults_to_sagemakers_exit_message() -> None:
     assert Path("/opt/ml/output/message") == DEFAULT_FAILURE_FILE
     assert preprocess.parse_args([]).failure_file == DEFAULT_FAILURE_FILE
+
+
+def test_run_keeps_every_valid_row_as_feature_records(tmp_path: Path) -> None:
+    raw = write_raw_dataset(tmp_path / "raw")
+    sizes = preprocess.run(raw.parent, tmp_path / "out")
+    features = pd.read_parquet(tmp_path / "out" / preprocess.FEATURES_DIR / "features.parquet")
+    assert len(features) == sum(sizes.values()) == len(load_digits_frame())
+    assert {"record_id", "event_time", *FEATURES, LABEL} == set(features.columns)
+    assert features["record_id"].is_unique
