@@ -6,7 +6,7 @@ alone. Names that follow from the settings (buckets, ECR repository, model packa
 pipeline name) are computed exactly as the components compute them. Where only a deployed
 stack knows a value, its unknown part is a *placeholder* `{{name}}` inside a value that is
 otherwise well-formed: `arn:aws:iam::111111111111:role/{{role_name}}`, `{{subnet_id_0}}`,
-`s3://<bucket>/code/{{code_hash}}/`. Well-formed because the SDK looks at shapes (a role that
+`s3://<models bucket>/code/{{code_hash}}/`. Well-formed because the SDK looks at shapes (a role that
 is not an IAM ARN is looked up in IAM); `{{...}}` because no AWS name or ID contains braces,
 so a definition still holding one is rejected by SageMaker instead of pointing at some other
 resource. `PipelineContext.placeholders()` lists the ones left, for a deploy program to refuse.
@@ -61,7 +61,7 @@ class PipelineContext:
     # Role the pipeline's jobs run as (SageMaker execution role).
     role_arn: str
     # The environment's `pipeline` bucket: intermediate datasets, evaluation reports,
-    # checkpoints, step code (see `code_uri`).
+    # checkpoints.
     bucket: str
     # Where raw training data arrives and trained model artifacts are kept (never expire).
     datasets_bucket: str
@@ -78,7 +78,7 @@ class PipelineContext:
     # The step image: <account>.dkr.ecr.<region>.amazonaws.com/mlops-<stack>/training:<tag>
     image_uri: str
     # S3 prefix (ending in "/") holding the contents of the `pipelines/` package, the step
-    # code: s3://<bucket>/code/<hash>/, with <code_uri>steps/train.py and so on.
+    # code: s3://<models bucket>/code/<hash>/, with <code_uri>steps/train.py and so on.
     code_uri: str
     pipeline_name: str
 
@@ -145,6 +145,7 @@ def context_for_stack(
         mlflow_experiment_name=f"{names.base}-{model}",
         model_package_group=names.model_package_group(model),
         image_uri=f"{ecr_registry(aws)}/{repository}:{settings.models[model].image_tag}",
-        code_uri=f"s3://{bucket}/code/{placeholder('code_hash')}/",
+        # Models bucket: the pipeline bucket expires objects, and scheduled runs need the code.
+        code_uri=f"s3://{names.bucket(MODELS_BUCKET)}/code/{placeholder('code_hash')}/",
         pipeline_name=f"{names.base}-{model}-training",
     )

@@ -731,7 +731,7 @@ def test_context_names(env: str, context: PipelineContext) -> None:
     assert context.image_uri == (
         f"{account}.dkr.ecr.{region}.amazonaws.com/mlops-{env}/training:{tag}"
     )
-    assert context.code_uri == f"s3://{context.bucket}/code/{{{{code_hash}}}}/"
+    assert context.code_uri == f"s3://{context.models_bucket}/code/{{{{code_hash}}}}/"
     assert context.role_arn == f"arn:aws:iam::{account}:role/{{{{role_name}}}}"
     assert len(context.subnet_ids) == settings.network.az_count
     assert sorted(context.placeholders()) == sorted(
