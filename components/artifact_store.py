@@ -36,6 +36,7 @@ class ArtifactStoreArgs:
 class ArtifactStore(pulumi.ComponentResource):
     buckets: dict[str, SecureBucket]
     repository_urls: dict[str, pulumi.Output[str]]
+    repository_arns: dict[str, pulumi.Output[str]]
 
     def __init__(
         self, name: str, args: ArtifactStoreArgs, opts: pulumi.ResourceOptions | None = None
@@ -83,6 +84,7 @@ class ArtifactStore(pulumi.ComponentResource):
             )
 
         self.repository_urls = {}
+        self.repository_arns = {}
         for image in settings.ecr.repositories:
             repository = aws.ecr.Repository(
                 f"{name}-{image}-repo",
@@ -104,6 +106,7 @@ class ArtifactStore(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.repository_urls[image] = repository.repository_url
+            self.repository_arns[image] = repository.arn
 
         self.register_outputs(
             {

@@ -16,9 +16,11 @@ from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.aws_context import AwsContext
 from components.budget import CostBudget, CostBudgetArgs
 from components.encryption import Encryption, EncryptionArgs
+from components.ml_pipelines import MlPipelines, MlPipelinesArgs
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.naming import Names
 from components.network import Network, NetworkArgs
+from pipelines.context import STEP_IMAGE_REPOSITORY
 from stacks.settings import Settings
 
 
@@ -45,6 +47,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
     encryption: Encryption
     artifact_store: ArtifactStore
     registry: ModelRegistry
+    pipelines: MlPipelines | None
 
     def __init__(
         self, name: str, args: MlopsEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
@@ -116,6 +119,28 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 data_key_arn=self.encryption.data_key_arn,
             ),
             opts=child,
+        )
+        # Without models there is nothing to train (and no pipeline to alert on).
+        self.pipelines = (
+            MlPipelines(
+                f"{name}-pipelines",
+                MlPipelinesArgs(
+                    settings=settings,
+                    stack=args.stack,
+                    context=context,
+                    names=names,
+                    data_key_arn=self.encryption.data_key_arn,
+                    bucket_names={p: b.bucket_name for p, b in self.artifact_store.buckets.items()},
+                    bucket_arns={p: b.arn for p, b in self.artifact_store.buckets.items()},
+                    repository_arn=self.artifact_store.repository_arns[STEP_IMAGE_REPOSITORY],
+                    subnet_ids=self.network.private_subnet_ids,
+                    security_group_id=self.network.sagemaker_security_group_id,
+                    tracking_server_arn=self.registry.tracking_server_arn,
+                ),
+                opts=child,
+            )
+            if settings.models
+            else None
         )
         CostBudget(
             f"{name}-budget", CostBudgetArgs(settings=settings.budget, stack=args.stack), opts=child

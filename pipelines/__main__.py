@@ -7,9 +7,7 @@ python -m pipelines run-local training [--env dev] [--model digits] [--port 5000
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,12 +50,6 @@ def _model(env: str, pipeline: str, model: str | None) -> tuple[str, ModelSettin
 def _definition(args: argparse.Namespace) -> int:
     from pipelines.context import context_for_stack
     from pipelines.training import definition_json
-
-    # The SDK narrates the build at INFO/WARNING on loggers with their own levels (fields it
-    # pops, telemetry, "no jobs start in a PipelineSession"); the JSON on stdout is the
-    # output, so stderr is kept for real errors.
-    logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
 
     name, model = _model(args.env, args.pipeline, args.model)
     sys.stdout.write(definition_json(context_for_stack(args.env, name), model) + "\n")

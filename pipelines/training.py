@@ -24,8 +24,10 @@ turns HyperParameters into something the script sees.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from pipelines.context import PipelineContext
@@ -44,6 +46,15 @@ EVALUATE = "Evaluate"
 QUALITY_GATE = "QualityGate"
 REGISTER = "Register"
 FAIL = "Fail"
+
+# The pipeline's Parameters: what a run (a schedule, a person) may set.
+PARAMETERS = (
+    "InputDataUri",
+    "TrainingInstanceType",
+    "TrainingInstanceCount",
+    "QualityThreshold",
+    "ModelApprovalStatus",
+)
 
 EVALUATION_OUTPUT = "evaluation"
 EVALUATION_REPORT = "EvaluationReport"  # the PropertyFile the gate reads
@@ -99,8 +110,20 @@ def get_pipeline(context: PipelineContext, model: ModelSettings) -> Pipeline:
 
 
 def definition_json(context: PipelineContext, model: ModelSettings) -> str:
-    """The pipeline definition JSON (CreatePipeline's PipelineDefinition)."""
-    definition: str = get_pipeline(context, model).definition()
+    """The pipeline definition JSON (CreatePipeline's PipelineDefinition).
+
+    The SDK narrates a build at DEBUG to WARNING on loggers with their own levels (fields it
+    pops, image URIs, "no jobs start in a PipelineSession"); none of it is news to a caller
+    that asked for exactly this, so it is silenced while building.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+            definition: str = get_pipeline(context, model).definition()
+    finally:
+        logging.disable(previous)
     return definition
 
 
@@ -225,22 +248,20 @@ class _Builder:
         self.execution_id = ExecutionVariables.PIPELINE_EXECUTION_ID
 
         self.input_data = ParameterString(
-            name="InputDataUri",
+            name=PARAMETERS[0],
             # The `datasets` bucket: the `pipeline` bucket expires what it holds.
             default_value=f"s3://{context.datasets_bucket}/{context.model_name}/raw/",
         )
         self.instance_type = ParameterString(
-            name="TrainingInstanceType", default_value=model.training.instance_type
+            name=PARAMETERS[1], default_value=model.training.instance_type
         )
         self.instance_count = ParameterInteger(
-            name="TrainingInstanceCount", default_value=model.training.instance_count
+            name=PARAMETERS[2], default_value=model.training.instance_count
         )
         self.threshold = ParameterFloat(
-            name="QualityThreshold", default_value=model.quality_gate.threshold
+            name=PARAMETERS[3], default_value=model.quality_gate.threshold
         )
-        self.approval = ParameterString(
-            name="ModelApprovalStatus", default_value=approval_status(model)
-        )
+        self.approval = ParameterString(name=PARAMETERS[4], default_value=approval_status(model))
 
         self.environment = {
             "MLFLOW_TRACKING_URI": context.mlflow_tracking_uri,

@@ -269,13 +269,16 @@ def _alias_text(alias: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Inputs as plain JSON-like data (secrets unwrapped, integers as integers)."""
+    """Inputs as plain JSON-like data (secrets unwrapped, integers as integers, file assets
+    as their paths)."""
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:  # noqa: SLF001
             return _plain(value.get("value"))
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
+    if isinstance(value, pulumi.FileAsset):
+        return {"fileAsset": str(value.path)}
     # The wire format carries every number as a double; give integers back their type.
     if isinstance(value, float) and value.is_integer():
         return int(value)

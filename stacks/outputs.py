@@ -17,6 +17,8 @@ BUCKET_NAMES = "bucket_names"
 REPOSITORY_URLS = "repository_urls"  # {"training": ..., "inference": ...}
 MODEL_PACKAGE_GROUPS = "model_package_groups"  # {model: group name}
 MLFLOW_TRACKING_SERVER_ARN = TRACKING_SERVER_OUTPUT  # what a `shared` environment reads
+PIPELINE_ARNS = "pipeline_arns"  # {model: SageMaker pipeline ARN}
+ALERT_TOPIC_ARN = "alert_topic_arn"
 
 ALL = (
     VPC_ID,
@@ -28,6 +30,8 @@ ALL = (
     REPOSITORY_URLS,
     MODEL_PACKAGE_GROUPS,
     MLFLOW_TRACKING_SERVER_ARN,
+    PIPELINE_ARNS,
+    ALERT_TOPIC_ARN,
 )
 
 
@@ -44,3 +48,6 @@ def export_outputs(env: MlopsEnvironment) -> None:
     pulumi.export(REPOSITORY_URLS, env.artifact_store.repository_urls)
     pulumi.export(MODEL_PACKAGE_GROUPS, env.registry.group_names)
     pulumi.export(MLFLOW_TRACKING_SERVER_ARN, env.registry.tracking_server_arn)
+    if env.pipelines is not None:
+        pulumi.export(PIPELINE_ARNS, env.pipelines.pipeline_arns)
+        pulumi.export(ALERT_TOPIC_ARN, env.pipelines.alert_topic_arn)

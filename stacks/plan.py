@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from components.schedule_expressions import next_runs
 from policy.mlops_rules import Report
 from stacks.offline import RecordedResource, StackRecording
 
@@ -51,6 +53,12 @@ KEY_PROPERTIES: dict[str, tuple[tuple[str, str], ...]] = {
         ("maintenance", "weeklyMaintenanceWindowStart"),
     ),
     "pulumi:pulumi:StackReference": (("stack", "name"),),
+    "aws:sagemaker/pipeline:Pipeline": (("pipeline", "pipelineName"),),
+    "aws:scheduler/schedule:Schedule": (
+        ("expression", "scheduleExpression"),
+        ("timezone", "scheduleExpressionTimezone"),
+        ("state", "state"),
+    ),
     "aws:cloudwatch/logGroup:LogGroup": (
         ("name", "name"),
         ("retention days", "retentionInDays"),
@@ -58,6 +66,7 @@ KEY_PROPERTIES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+SCHEDULE = "aws:scheduler/schedule:Schedule"
 SSE_CONFIGURATION = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 )
@@ -69,6 +78,13 @@ def properties(resource: RecordedResource) -> dict[str, Any]:
         value = resource.inputs.get(key)
         if value not in (None, "", [], {}):
             shown[label] = value
+    if resource.type == SCHEDULE and resource.inputs.get("state") == "ENABLED":
+        runs = next_runs(
+            resource.inputs["scheduleExpression"],
+            resource.inputs["scheduleExpressionTimezone"],
+            datetime.now(UTC),
+        )
+        shown["next runs"] = [run.isoformat(timespec="minutes") for run in runs]
     if resource.type == SSE_CONFIGURATION:
         default = resource.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
         shown["sse"] = default["sseAlgorithm"]

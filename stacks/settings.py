@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -316,6 +316,18 @@ class ScheduleSettings(_Strict):
         from components.schedule_expressions import validate_expression
 
         validate_expression(value)
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _pipeline_parameters(cls, value: dict[str, HyperparameterValue]) -> dict[str, Any]:
+        from pipelines.training import PARAMETERS
+
+        unknown = sorted(set(value) - set(PARAMETERS))
+        if unknown:
+            raise ValueError(
+                f"unknown pipeline parameters {unknown}; known: {', '.join(PARAMETERS)}"
+            )
         return value
 
     @field_validator("timezone")

@@ -83,6 +83,7 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
         "mlops-artifacts": "mlops:storage:ArtifactStore",
         "mlops-budget": "mlops:cost:CostBudget",
         "mlops-registry": "mlops:registry:ModelRegistry",
+        "mlops-pipelines": "mlops:pipelines:MlPipelines",
     }
     # Child names derive from the component's name.
     for component in recording.children(root):

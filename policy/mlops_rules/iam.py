@@ -21,10 +21,6 @@ UNSCOPABLE_ACTIONS = (
     "cloudwatch:GetMetricData",
     "logs:DescribeLogGroups",
     "ec2:Describe*",
-    "ec2:CreateNetworkInterface",
-    "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface",
-    "ec2:DeleteNetworkInterfacePermission",
     "sagemaker:Search",
     "sagemaker:List*",
 )

@@ -1,0 +1,241 @@
+"""IAM and resource policies of the pipelines as infrastructure (pure data)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.aws_context import AwsContext
+
+# SageMaker names a pipeline's jobs `pipelines-<execution id>-<step>-<suffix>`.
+PIPELINE_JOBS = ("processing-job/pipelines-*", "training-job/pipelines-*")
+MLFLOW_ACTIONS = [
+    "sagemaker-mlflow:AccessUI",
+    "sagemaker-mlflow:CreateExperiment",
+    "sagemaker-mlflow:SearchExperiments",
+    "sagemaker-mlflow:GetExperiment",
+    "sagemaker-mlflow:GetExperimentByName",
+    "sagemaker-mlflow:CreateRun",
+    "sagemaker-mlflow:UpdateRun",
+    "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:SearchRuns",
+    "sagemaker-mlflow:LogMetric",
+    "sagemaker-mlflow:LogParam",
+    "sagemaker-mlflow:LogBatch",
+    "sagemaker-mlflow:LogModel",
+    "sagemaker-mlflow:SetTag",
+    "sagemaker-mlflow:CreateRegisteredModel",
+    "sagemaker-mlflow:CreateModelVersion",
+]
+# Jobs in a VPC create network interfaces in its subnets and security groups. The Describe
+# calls take no resource scoping; the rest are scoped to this account's EC2 resources.
+VPC_DESCRIBE_ACTIONS = [
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+]
+VPC_INTERFACE_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+]
+# parliament findings accepted for the execution policy (tests/test_iam_lint.py), and why.
+PARLIAMENT_ACCEPTED = {
+    "RESOURCE_MISMATCH": (
+        "parliament's IAM data predates the sagemaker-mlflow service, whose actions AWS scopes "
+        "to the tracking server ARN; accepted for sagemaker-mlflow actions only"
+    ),
+}
+ACCEPTED_SERVICE = "sagemaker-mlflow:"
+
+
+def service_trust_policy(ctx: AwsContext, service: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ctx.service_principal(service)},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
+            }
+        ],
+    }
+
+
+def execution_policy(
+    ctx: AwsContext,
+    *,
+    role_arn: str,
+    bucket_arns: list[str],
+    key_arn: str,
+    repository_arn: str,
+    group_prefix: str,
+    tracking_server_arn: str,
+) -> dict[str, Any]:
+    """What the pipeline and the jobs it starts (running as the same role) may do."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "RunPipelineJobs",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                "Resource": [ctx.arn("sagemaker", job) for job in PIPELINE_JOBS],
+            },
+            {
+                # Registers versions; approving them is another role's job (SECURITY A5).
+                "Sid": "RegisterModelVersions",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                ],
+                "Resource": [
+                    ctx.arn("sagemaker", f"model-package-group/{group_prefix}*"),
+                    ctx.arn("sagemaker", f"model-package/{group_prefix}*"),
+                ],
+            },
+            {
+                "Sid": "PassOnlyItselfToSageMaker",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": role_arn,
+                "Condition": {
+                    "StringEquals": {"iam:PassedToService": ctx.service_principal("sagemaker")}
+                },
+            },
+            {
+                "Sid": "EnvironmentData",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": [f"{arn}/*" for arn in bucket_arns],
+            },
+            {
+                "Sid": "EnvironmentBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": bucket_arns,
+            },
+            {
+                "Sid": "EnvironmentKey",
+                "Effect": "Allow",
+                "Action": [
+                    "kms:Decrypt",
+                    "kms:GenerateDataKey",
+                    "kms:CreateGrant",
+                    "kms:DescribeKey",
+                ],
+                "Resource": key_arn,
+            },
+            {
+                "Sid": "PullStepImage",
+                "Effect": "Allow",
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                "Resource": repository_arn,
+            },
+            {
+                "Sid": "RegistryLogin",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+            {
+                "Sid": "JobLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": ctx.arn("logs", "log-group:/aws/sagemaker/*"),
+            },
+            {
+                "Sid": "JobMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+            },
+            {
+                "Sid": "DescribeTheVpc",
+                "Effect": "Allow",
+                "Action": VPC_DESCRIBE_ACTIONS,
+                "Resource": "*",
+            },
+            {
+                "Sid": "JobsInTheVpc",
+                "Effect": "Allow",
+                "Action": VPC_INTERFACE_ACTIONS,
+                "Resource": [
+                    ctx.arn("ec2", "network-interface/*"),
+                    ctx.arn("ec2", "subnet/*"),
+                    ctx.arn("ec2", "security-group/*"),
+                ],
+            },
+            {
+                "Sid": "TrackInMlflow",
+                "Effect": "Allow",
+                "Action": MLFLOW_ACTIONS,
+                "Resource": tracking_server_arn,
+            },
+        ],
+    }
+
+
+def scheduler_policy(pipeline_arns: list[str], queue_arn: str, key_arn: str) -> dict[str, Any]:
+    """EventBridge Scheduler starts these pipelines and dead-letters what it cannot deliver."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StartPipelines",
+                "Effect": "Allow",
+                "Action": "sagemaker:StartPipelineExecution",
+                "Resource": pipeline_arns,
+            },
+            {
+                "Sid": "DeadLetters",
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+            },
+            {
+                "Sid": "EncryptedDeadLetters",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": key_arn,
+            },
+        ],
+    }
+
+
+def alert_topic_policy(ctx: AwsContext, topic_arn: str, rule_arns: list[str]) -> dict[str, Any]:
+    """Only this stack's EventBridge rules publish to the alert topic."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EventBridgeRulesOfThisStack",
+                "Effect": "Allow",
+                "Principal": {"Service": ctx.service_principal("events")},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
+            }
+        ],
+    }
+
+
+def failed_execution_pattern(pipeline_arns: list[str]) -> dict[str, Any]:
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+        "detail": {"currentPipelineExecutionStatus": ["Failed"], "pipelineArn": pipeline_arns},
+    }

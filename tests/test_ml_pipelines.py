@@ -1,0 +1,178 @@
+"""MlPipelines: pipelines built from the environment's real outputs, step code by content
+hash, a least-privilege execution role, schedules with a dead-letter queue, failure alerts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from components.definition_cache import cached_definition
+from components.step_code import step_code
+from pipelines.context import context_for_stack
+from pipelines.training import definition_json
+from stacks import outputs
+from stacks.offline import StackRecording, evaluate_config
+from tests.conftest import stack_config
+
+PIPELINE = "aws:sagemaker/pipeline:Pipeline"
+SCHEDULE = "aws:scheduler/schedule:Schedule"
+CODE = "aws:s3/bucketObjectv2:BucketObjectv2"
+
+
+def test_one_pipeline_per_model_built_from_real_outputs(recording: StackRecording) -> None:
+    (pipeline,) = recording.of_type(PIPELINE)
+    role = recording.named("mlops-pipelines-execution-role")
+    assert pipeline.inputs["pipelineName"] == f"mlops-{recording.stack}-digits-training"
+    assert pipeline.inputs["roleArn"] == role.outputs["arn"]
+    expected = dataclasses.replace(
+        context_for_stack(recording.stack, "digits"),
+        role_arn=role.outputs["arn"],
+        kms_key_arn=recording.outputs[outputs.DATA_KEY_ARN],
+        mlflow_tracking_uri=recording.outputs[outputs.MLFLOW_TRACKING_SERVER_ARN],
+        code_uri=(
+            f"s3://{recording.outputs[outputs.BUCKET_NAMES]['models']}/code/"
+            f"{step_code().short_hash}/pipelines/"
+        ),
+        security_group_ids=(recording.outputs[outputs.SAGEMAKER_SECURITY_GROUP_ID],),
+        subnet_ids=tuple(recording.outputs[outputs.PRIVATE_SUBNET_IDS]),
+    )
+    assert expected.placeholders() == []
+    assert pipeline.inputs["pipelineDefinition"] == definition_json(
+        expected, recording.settings.models["digits"]
+    )
+    assert recording.outputs[outputs.PIPELINE_ARNS] == {"digits": pipeline.outputs["arn"]}
+
+
+def test_step_code_uploaded_by_content_hash(recording: StackRecording) -> None:
+    code = step_code()
+    objects = {o.inputs["key"]: o.inputs for o in recording.of_type(CODE)}
+    prefix = f"code/{code.short_hash}/pipelines/"
+    assert set(objects) == {prefix + relative for relative, _ in code.files}
+    assert prefix + "steps/train.py" in objects
+    files = dict(code.files)
+    assert objects[prefix + "steps/train.py"]["source"] == {
+        "fileAsset": str(files["steps/train.py"])
+    }
+    for uploaded in objects.values():
+        assert uploaded["bucket"] == recording.outputs[outputs.BUCKET_NAMES]["models"]
+        assert uploaded["serverSideEncryption"] == "aws:kms"
+        assert uploaded["kmsKeyId"] == recording.outputs[outputs.DATA_KEY_ARN]
+
+
+def test_a_code_change_changes_the_hash(tmp_path: Path) -> None:
+    package = tmp_path / "pipelines"
+    (package / "steps").mkdir(parents=True)
+    (package / "steps" / "train.py").write_text("EPOCHS = 1\n")
+    (package / "image").mkdir()
+    (package / "image" / "build.py").write_text("ignored\n")
+    before = step_code(package)
+    assert [relative for relative, _ in before.files] == ["steps/train.py"]
+    (package / "steps" / "train.py").write_text("EPOCHS = 2\n")
+    assert step_code(package).digest != before.digest
+
+
+def test_execution_role_is_scoped_to_this_environment(recording: StackRecording) -> None:
+    role = recording.named("mlops-pipelines-execution-role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    policy = json.loads(recording.named("mlops-pipelines-execution-access").inputs["policy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    pass_role = statements["PassOnlyItselfToSageMaker"]
+    assert pass_role["Resource"] == role.outputs["arn"]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    buckets = recording.outputs[outputs.BUCKET_NAMES]
+    assert sorted(statements["EnvironmentBuckets"]["Resource"]) == sorted(
+        f"arn:aws:s3:::{buckets[p]}" for p in ("datasets", "models", "pipeline")
+    )
+    assert statements["EnvironmentKey"]["Resource"] == recording.outputs[outputs.DATA_KEY_ARN]
+    assert (
+        statements["TrackInMlflow"]["Resource"]
+        == (recording.outputs[outputs.MLFLOW_TRACKING_SERVER_ARN])
+    )
+    actions = [a for s in policy["Statement"] for a in json.dumps(s["Action"]).split('"')]
+    assert "sagemaker:UpdateModelPackage" not in actions  # builds, never approves (A5)
+    assert not recording.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+
+
+def test_schedules_follow_settings(dev: StackRecording, prod: StackRecording) -> None:
+    (off,) = dev.of_type(SCHEDULE)
+    assert off.inputs["state"] == "DISABLED"
+    (weekly,) = prod.of_type(SCHEDULE)
+    assert weekly.inputs["scheduleExpression"] == "cron(0 1 ? * SUN *)"
+    assert weekly.inputs["scheduleExpressionTimezone"] == "Europe/Dublin"
+    assert weekly.inputs["state"] == "ENABLED"
+    assert weekly.inputs["flexibleTimeWindow"] == {"mode": "FLEXIBLE", "maximumWindowInMinutes": 60}
+    target = weekly.inputs["target"]
+    assert target["arn"] == prod.outputs[outputs.PIPELINE_ARNS]["digits"]
+    assert target["sagemakerPipelineParameters"] == {
+        "pipelineParameters": [{"name": "QualityThreshold", "value": "0.96"}]
+    }
+    queue = prod.named("mlops-pipelines-schedule-dlq")
+    assert target["deadLetterConfig"] == {"arn": queue.outputs["arn"]}
+    assert queue.inputs["kmsMasterKeyId"] == prod.outputs[outputs.DATA_KEY_ARN]
+    assert target["retryPolicy"]["maximumRetryAttempts"] == 5
+    scheduler = json.loads(prod.named("mlops-pipelines-scheduler-access").inputs["policy"])
+    start = next(s for s in scheduler["Statement"] if s["Sid"] == "StartPipelines")
+    assert start["Resource"] == [prod.outputs[outputs.PIPELINE_ARNS]["digits"]]
+
+
+def test_failed_executions_alert_an_encrypted_topic(recording: StackRecording) -> None:
+    topic = recording.named("mlops-pipelines-alerts")
+    assert topic.inputs["kmsMasterKeyId"] == recording.outputs[outputs.DATA_KEY_ARN]
+    rule = recording.named("mlops-pipelines-failed-executions")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail"] == {
+        "currentPipelineExecutionStatus": ["Failed"],
+        "pipelineArn": list(recording.outputs[outputs.PIPELINE_ARNS].values()),
+    }
+    target = recording.named("mlops-pipelines-failed-executions-alert")
+    assert target.inputs["arn"] == topic.outputs["arn"]
+    (statement,) = json.loads(recording.named("mlops-pipelines-alerts-policy").inputs["policy"])[
+        "Statement"
+    ]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": [rule.outputs["arn"]]}}
+    assert recording.outputs[outputs.ALERT_TOPIC_ARN] == topic.outputs["arn"]
+
+
+def test_no_models_no_pipelines() -> None:
+    config = stack_config("test")
+    del config["mlops-platform:models"]
+    recording = evaluate_config("test", config)
+    assert recording.of_type(PIPELINE) == [] and recording.of_type(CODE) == []
+    assert outputs.PIPELINE_ARNS not in recording.outputs
+
+
+def test_unknown_schedule_parameter_is_refused() -> None:
+    from stacks.loader import SettingsError, settings_from_config
+
+    config = stack_config("prod")
+    config["mlops-platform:models"]["digits"]["schedule"]["parameters"] = {"Epochs": 3}
+    with pytest.raises(SettingsError, match="unknown pipeline parameters \\['Epochs'\\]"):
+        settings_from_config(config, source="stacks/Pulumi.prod.yaml")
+
+
+def test_definitions_are_reused_until_an_input_changes(tmp_path: Path) -> None:
+    context = context_for_stack("dev", "digits")
+    model = stack_config("dev")["mlops-platform:models"]["digits"]
+    from stacks.settings import ModelSettings
+
+    settings = ModelSettings.model_validate(model)
+    builds: list[str] = []
+
+    def build(ctx: object, _model: object) -> str:
+        builds.append("built")
+        return json.dumps({"built": len(builds)})
+
+    first = cached_definition(context, settings, "code-1", build, tmp_path)
+    assert cached_definition(context, settings, "code-1", build, tmp_path) == first
+    assert len(builds) == 1
+    cached_definition(context, settings, "code-2", build, tmp_path)
+    faster = settings.model_copy(update={"cache_expiry": "P1D"})
+    cached_definition(context, faster, "code-2", build, tmp_path)
+    assert len(builds) == 3
