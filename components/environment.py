@@ -16,6 +16,7 @@ from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.aws_context import AwsContext
 from components.budget import CostBudget, CostBudgetArgs
 from components.encryption import Encryption, EncryptionArgs
+from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.ml_pipelines import MlPipelines, MlPipelinesArgs
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.naming import Names
@@ -47,6 +48,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
     encryption: Encryption
     artifact_store: ArtifactStore
     registry: ModelRegistry
+    features: FeatureStore
     pipelines: MlPipelines | None
 
     def __init__(
@@ -117,6 +119,21 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 artifact_bucket_name=models_bucket.bucket_name,
                 artifact_bucket_arn=models_bucket.arn,
                 data_key_arn=self.encryption.data_key_arn,
+            ),
+            opts=child,
+        )
+        datasets_bucket = self.artifact_store.buckets["datasets"]
+        self.features = FeatureStore(
+            f"{name}-features",
+            FeatureStoreArgs(
+                settings=settings.feature_store,
+                models=sorted(settings.models),
+                protection=settings.protection,
+                context=context,
+                names=names,
+                data_key_arn=self.encryption.data_key_arn,
+                offline_bucket_name=datasets_bucket.bucket_name,
+                offline_bucket_arn=datasets_bucket.arn,
             ),
             opts=child,
         )

@@ -58,3 +58,6 @@ class Names:
 
     def tracking_server(self) -> str:
         return f"{self.base}-mlflow"
+
+    def feature_group(self, model: str) -> str:
+        return f"{self.base}-{model}-features"

@@ -108,6 +108,13 @@ def execution_policy(
                 ],
             },
             {
+                # Preprocess writes features into this stack's feature groups.
+                "Sid": "IngestFeatures",
+                "Effect": "Allow",
+                "Action": "sagemaker:PutRecord",
+                "Resource": ctx.arn("sagemaker", f"feature-group/{group_prefix}*"),
+            },
+            {
                 "Sid": "PassOnlyItselfToSageMaker",
                 "Effect": "Allow",
                 "Action": "iam:PassRole",
@@ -238,4 +245,50 @@ def failed_execution_pattern(pipeline_arns: list[str]) -> dict[str, Any]:
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
         "detail": {"currentPipelineExecutionStatus": ["Failed"], "pipelineArn": pipeline_arns},
+    }
+
+
+def feature_store_policy(
+    ctx: AwsContext, bucket_arn: str, prefix: str, key_arn: str
+) -> dict[str, Any]:
+    """The offline store: objects under one prefix, the data key, and SageMaker's Glue table."""
+    database = "sagemaker_featurestore"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OfflineStoreObjects",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject"],
+                "Resource": f"{bucket_arn}/{prefix}*",
+            },
+            {
+                "Sid": "OfflineStoreBucket",
+                "Effect": "Allow",
+                "Action": "s3:GetBucketAcl",
+                "Resource": bucket_arn,
+            },
+            {
+                "Sid": "OfflineStoreEncryption",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": key_arn,
+            },
+            {
+                "Sid": "OfflineStoreCatalog",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:GetDatabase",
+                    "glue:CreateDatabase",
+                    "glue:GetTable",
+                    "glue:CreateTable",
+                    "glue:UpdateTable",
+                ],
+                "Resource": [
+                    ctx.arn("glue", "catalog"),
+                    ctx.arn("glue", f"database/{database}"),
+                    ctx.arn("glue", f"table/{database}/*"),
+                ],
+            },
+        ],
     }

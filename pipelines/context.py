@@ -81,6 +81,8 @@ class PipelineContext:
     # code: s3://<models bucket>/code/<hash>/, with <code_uri>steps/train.py and so on.
     code_uri: str
     pipeline_name: str
+    # The feature group Preprocess ingests into (the model's spec in pipelines/features.py).
+    feature_group_name: str
 
     def __post_init__(self) -> None:
         if not self.code_uri.startswith("s3://") or not self.code_uri.endswith("/"):
@@ -148,4 +150,5 @@ def context_for_stack(
         # Models bucket: the pipeline bucket expires objects, and scheduled runs need the code.
         code_uri=f"s3://{names.bucket(MODELS_BUCKET)}/code/{placeholder('code_hash')}/",
         pipeline_name=f"{names.base}-{model}-training",
+        feature_group_name=names.feature_group(model),
     )

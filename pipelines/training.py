@@ -270,6 +270,8 @@ class _Builder:
             # per-execution value would make every run a cache miss. The step code reads the
             # id from its job's name (pipelines/steps/tracking.py).
             "MLOPS_MODEL_NAME": context.model_name,
+            # Preprocess ingests every valid row into the model's feature group.
+            "MLOPS_FEATURE_GROUP_NAME": context.feature_group_name,
         }
 
         # Naming both step exceptions: a step with a retry policy retries only what it names.

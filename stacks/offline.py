@@ -183,6 +183,9 @@ def _computed_outputs(
     if resource_type == "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer":
         name = inputs["trackingServerName"]
         return {"arn": ctx.arn("sagemaker", f"mlflow-tracking-server/{name}")}
+    if resource_type == "aws:sagemaker/featureGroup:FeatureGroup":
+        name = inputs["featureGroupName"]
+        return {"arn": ctx.arn("sagemaker", f"feature-group/{name}")}
     if resource_type == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
         name = inputs["modelPackageGroupName"]
         return {"arn": ctx.arn("sagemaker", f"model-package-group/{name}")}

@@ -18,6 +18,7 @@ REPOSITORY_URLS = "repository_urls"  # {"training": ..., "inference": ...}
 MODEL_PACKAGE_GROUPS = "model_package_groups"  # {model: group name}
 MLFLOW_TRACKING_SERVER_ARN = TRACKING_SERVER_OUTPUT  # what a `shared` environment reads
 PIPELINE_ARNS = "pipeline_arns"  # {model: SageMaker pipeline ARN}
+FEATURE_GROUPS = "feature_groups"  # {model: feature group name}
 ALERT_TOPIC_ARN = "alert_topic_arn"
 
 ALL = (
@@ -30,6 +31,7 @@ ALL = (
     REPOSITORY_URLS,
     MODEL_PACKAGE_GROUPS,
     MLFLOW_TRACKING_SERVER_ARN,
+    FEATURE_GROUPS,
     PIPELINE_ARNS,
     ALERT_TOPIC_ARN,
 )
@@ -48,6 +50,7 @@ def export_outputs(env: MlopsEnvironment) -> None:
     pulumi.export(REPOSITORY_URLS, env.artifact_store.repository_urls)
     pulumi.export(MODEL_PACKAGE_GROUPS, env.registry.group_names)
     pulumi.export(MLFLOW_TRACKING_SERVER_ARN, env.registry.tracking_server_arn)
+    pulumi.export(FEATURE_GROUPS, env.features.group_names)
     if env.pipelines is not None:
         pulumi.export(PIPELINE_ARNS, env.pipelines.pipeline_arns)
         pulumi.export(ALERT_TOPIC_ARN, env.pipelines.alert_topic_arn)

@@ -390,6 +390,14 @@ class RegistrySettings(_Strict):
     mlflow: MlflowServerSettings = Field(default_factory=MlflowServerSettings)
 
 
+class FeatureStoreSettings(_Strict):
+    # Online-store records expire this many hours after their event time (None: never).
+    online_ttl_hours: int | None = Field(default=None, ge=1, le=87600)
+    # Feature groups are stateful (protected in prod): a spec change that forces AWS to
+    # replace one fails the update there, unless this is set for that deployment.
+    allow_replacement: bool = False
+
+
 class PolicySettings(_Strict):
     # SECURITY.md rules (an invariant id such as "N7", or one rule such as "n7-vpc-endpoints")
     # whose violations are reported as advisory instead of blocking. Dev only.
@@ -423,6 +431,7 @@ class Settings(_Strict):
     budget: BudgetSettings
     models: dict[ModelName, ModelSettings] = Field(default_factory=dict)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    feature_store: FeatureStoreSettings = Field(default_factory=FeatureStoreSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("tags")

@@ -18,6 +18,7 @@ STATEFUL_TYPES = {
     "aws:ecr/repository:Repository",
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
     "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+    "aws:sagemaker/featureGroup:FeatureGroup",
 }
 
 
@@ -58,8 +59,9 @@ def test_extra_tags_cannot_override_cost_tags(prod: StackRecording) -> None:
 def test_prod_protects_and_retains_every_stateful_resource(stack: str) -> None:
     recording = recorded(stack)
     stateful = [r for r in recording.resources if r.type in STATEFUL_TYPES]
-    # keys, buckets, repositories, a model package group per model, the MLflow server
-    assert len(stateful) == 2 + 4 + 2 + 1 + 1
+    # keys, buckets, repositories, a model package group and a feature group per model,
+    # the MLflow server
+    assert len(stateful) == 2 + 4 + 2 + 1 + 1 + 1
     assert all(r.protect and r.retain_on_delete for r in stateful)
 
 
@@ -84,6 +86,7 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
         "mlops-budget": "mlops:cost:CostBudget",
         "mlops-registry": "mlops:registry:ModelRegistry",
         "mlops-pipelines": "mlops:pipelines:MlPipelines",
+        "mlops-features": "mlops:features:FeatureStore",
     }
     # Child names derive from the component's name.
     for component in recording.children(root):
