@@ -15,8 +15,9 @@ import pulumi_aws as aws
 
 from components.aws_context import AwsContext
 from components.naming import Names
-from components.pipeline_policies import feature_store_policy, service_trust_policy
+from components.pipeline_policies import feature_store_policy
 from components.protection import stateful
+from components.trust_policies import service_trust_policy
 from pipelines.features import FEATURE_SPECS, FeatureSpec
 from stacks.settings import FeatureStoreSettings, ProtectionSettings
 

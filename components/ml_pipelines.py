@@ -23,9 +23,9 @@ from components.pipeline_policies import (
     execution_policy,
     failed_execution_pattern,
     scheduler_policy,
-    service_trust_policy,
 )
 from components.step_code import StepCode, step_code
+from components.trust_policies import service_trust_policy
 from stacks.settings import ModelSettings, ScheduleSettings, Settings
 
 CODE_PREFIX = "code"

@@ -15,11 +15,8 @@ import pulumi_aws as aws
 from components.aws_context import AwsContext
 from components.naming import Names
 from components.protection import stateful
-from components.registry_policies import (
-    group_read_policy,
-    mlflow_server_policy,
-    sagemaker_trust_policy,
-)
+from components.registry_policies import group_read_policy, mlflow_server_policy
+from components.trust_policies import service_trust_policy
 from stacks.settings import ProtectionSettings, RegistrySettings
 
 MLFLOW_PREFIX = "mlflow/"
@@ -90,7 +87,7 @@ class ModelRegistry(pulumi.ComponentResource):
         mlflow = args.settings.mlflow
         role = aws.iam.Role(
             f"{name}-mlflow-role",
-            assume_role_policy=json.dumps(sagemaker_trust_policy(args.context)),
+            assume_role_policy=json.dumps(service_trust_policy(args.context, "sagemaker")),
             description="The MLflow tracking server: its artifacts and model registration",
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -51,20 +51,6 @@ PARLIAMENT_ACCEPTED = {
 ACCEPTED_SERVICE = "sagemaker-mlflow:"
 
 
-def service_trust_policy(ctx: AwsContext, service: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": ctx.service_principal(service)},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
-            }
-        ],
-    }
-
-
 def execution_policy(
     ctx: AwsContext,
     *,

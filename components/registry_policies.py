@@ -23,20 +23,6 @@ READ_ACTIONS = [
 ]
 
 
-def sagemaker_trust_policy(ctx: AwsContext) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": ctx.service_principal("sagemaker")},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
-            }
-        ],
-    }
-
-
 def mlflow_server_policy(
     ctx: AwsContext, bucket_arn: str, prefix: str, key_arn: str, group_prefix: str
 ) -> dict[str, Any]:
