@@ -18,7 +18,7 @@ from components.naming import Names
 from components.pipeline_policies import feature_store_policy
 from components.protection import stateful
 from components.trust_policies import service_trust_policy
-from pipelines.features import FEATURE_SPECS, FeatureSpec
+from pipelines.features import FEATURE_SPECS, FeatureSpec, replacement_fingerprint
 from stacks.settings import FeatureStoreSettings, ProtectionSettings
 
 OFFLINE_PREFIX = "feature-store/"
@@ -112,6 +112,7 @@ class FeatureStore(pulumi.ComponentResource):
                 "disable_glue_table_creation": False,
             },
             role_arn=role.arn,
+            tags={"spec-fingerprint": replacement_fingerprint(spec)[:16]},
             opts=stateful(self, protection),
         )
         name: pulumi.Output[str] = group.feature_group_name

@@ -8,8 +8,10 @@ deriving both the `FeatureDefinitions` and the records from it, keeps the two fr
 
 Some fields cannot change on a live feature group: changing the record identifier, the event
 time feature or the feature definitions replaces the group, which drops its online store and
-starts a new offline store. `replacement_fingerprint` hashes exactly those fields, so the
-infrastructure can refuse such a change in prod instead of finding out from a plan.
+starts a new offline store. `replacement_fingerprint` hashes exactly those fields: each
+feature group carries it as its `spec-fingerprint` tag (which schema version is deployed),
+and a test pins it, so a replacing change is a deliberate act, and prod's protection stops
+it at deploy time unless the stack allows replacement.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.features import FEATURE_SPECS
+from pipelines.features import FEATURE_SPECS, replacement_fingerprint
 from stacks import outputs
 from stacks.offline import StackRecording, evaluate_config
 from tests.conftest import stack_config
@@ -23,6 +23,8 @@ def test_one_group_per_model_from_the_spec(recording: StackRecording) -> None:
         (d["FeatureName"], d["FeatureType"]) for d in spec.aws_feature_definitions()
     ]
     assert recording.outputs[outputs.FEATURE_GROUPS] == {"digits": group.inputs["featureGroupName"]}
+    # Which schema version is deployed, visible on the group itself.
+    assert group.inputs["tags"] == {"spec-fingerprint": replacement_fingerprint(spec)[:16]}
 
 
 def test_stores_are_encrypted_and_the_offline_store_is_catalogued(
