@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import types as t
-from .model import Resource, StackView, parse_json
+from .model import Resource, StackView, parse_json, statements_of
 from .registry import Finding, rule
 
 # Actions that do not support resource-level permissions, so `Resource: "*"` is the only
@@ -53,7 +53,7 @@ def least_privilege(view: StackView) -> Iterator[Finding]:
     for holder, document in identity_documents(view):
         if not isinstance(document, dict):
             continue  # computed during a preview
-        for statement in _as_list(document.get("Statement")):
+        for statement in statements_of(document):
             if statement.get("Effect") != "Allow":
                 continue
             if "NotAction" in statement or "NotResource" in statement:

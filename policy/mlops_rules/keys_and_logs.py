@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from . import types as t
-from .model import StackView
+from .model import StackView, statements_of
 from .registry import Finding, rule
 
 PROD_MIN_LOG_RETENTION_DAYS = 365
@@ -31,9 +31,7 @@ def kms_keys(view: StackView) -> Iterator[Finding]:
         if not key.props.get("policy"):
             yield key, "no explicit key policy (the default grants the whole account)"
             continue
-        document = key.json_prop("policy") or {}
-        statements = document.get("Statement", [])
-        for statement in statements if isinstance(statements, list) else [statements]:
+        for statement in statements_of(key.json_prop("policy")):
             if (
                 statement.get("Effect") == "Allow"
                 and _is_anyone(statement.get("Principal"))

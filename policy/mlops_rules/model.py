@@ -58,6 +58,16 @@ def parse_json(value: Any) -> Any:
     return value
 
 
+def statements_of(document: Any) -> list[dict[str, Any]]:
+    """A policy document's statements (a lone statement counts as a list of one); nothing
+    for a document that is unknown (preview) or not a policy."""
+    if not isinstance(document, Mapping):
+        return []
+    found = document.get("Statement")
+    found = found if isinstance(found, list) else [found]
+    return [statement for statement in found if isinstance(statement, dict)]
+
+
 @dataclass(frozen=True)
 class Violation:
     rule: str

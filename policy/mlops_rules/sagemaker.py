@@ -16,7 +16,7 @@ from typing import Any
 
 from . import types as t
 from .iam import identity_documents
-from .model import Resource, StackView
+from .model import Resource, StackView, statements_of
 from .pipeline_definitions import (
     MISSING,
     PROCESSING,
@@ -539,7 +539,7 @@ def approver_separate_from_builder(view: StackView) -> Iterator[Finding]:
     for holder, document in identity_documents(view):
         if not isinstance(document, dict):
             continue  # computed during a preview
-        found = [s for s in _as_list(document.get("Statement")) if isinstance(s, dict)]
+        found = statements_of(document)
         for role in _roles_of(view, holder):
             statements.setdefault(role.urn, []).extend(found)
     for urn, granted in statements.items():

@@ -8,10 +8,9 @@ known even in a preview, when the bucket's name may not be.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from . import types as t
-from .model import Resource, StackView
+from .model import Resource, StackView, statements_of
 from .registry import Finding, rule
 
 PUBLIC_ACCESS_FLAGS = (
@@ -24,13 +23,6 @@ PUBLIC_ACCESS_FLAGS = (
 
 def _parts(view: StackView, bucket: Resource, type_: str) -> list[Resource]:
     return view.dependents(bucket, "bucket", type_)
-
-
-def _statements(document: object) -> list[dict[str, Any]]:
-    if not isinstance(document, dict):
-        return []
-    statements = document.get("Statement", [])
-    return statements if isinstance(statements, list) else [statements]
 
 
 @rule("E2", "s3-sse-kms", "S3 buckets encrypt by default with SSE-KMS and a bucket key")
@@ -75,7 +67,7 @@ def s3_tls_only(view: StackView) -> Iterator[Finding]:
                 s.get("Effect") == "Deny"
                 and (s.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport")
                 in ("false", False)
-                for s in _statements(document)
+                for s in statements_of(document)
             ):
                 yield bucket, "bucket policy does not deny aws:SecureTransport=false"
 
@@ -122,7 +114,7 @@ def ecr_locked_down(view: StackView) -> Iterator[Finding]:
         if repo.prop("imageScanningConfiguration", "scanOnPush") is not True:
             yield repo, "images are not scanned on push"
     for policy in view.of_type(t.ECR_REPOSITORY_POLICY):
-        for statement in _statements(policy.json_prop("policy")):
+        for statement in statements_of(policy.json_prop("policy")):
             principal = statement.get("Principal")
             if statement.get("Effect") == "Allow" and principal in ("*", {"AWS": "*"}):
                 yield policy, "repository policy allows any principal"
