@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from stacks.settings import PROJECT, InvalidKeys, Settings
+from stacks.settings import PROJECT, Settings
+from stacks.settings_base import InvalidKeys
 
 STACKS_DIR = Path(__file__).resolve().parent
 # `aws:` keys the program reads, by their name in the stack file -> field of AwsSettings.

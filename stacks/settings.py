@@ -18,13 +18,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
+
+from stacks.settings_base import InvalidKeys, StackName, StrictModel, matching
 
 PROJECT = "mlops-platform"
 
@@ -44,14 +44,6 @@ RFC1918_BLOCKS = tuple(
 COST_TAG_KEYS = ("environment", "owner", "cost-center", "managed-by")
 
 _TAG_CHARS = re.compile(r"^[\w\s.:/=+\-@]*$")
-
-
-class InvalidKeys(ValueError):
-    """Cross-field problems, each with the key path (relative to the model) it belongs to."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{key}: {message}" for key, message in problems))
-        self.problems = problems
 
 
 def _check_tag_text(value: str) -> str:
@@ -83,39 +75,22 @@ NonEmptyTagValue = Annotated[
 VpcCidr = Annotated[ipaddress.IPv4Network, AfterValidator(_check_private_cidr)]
 
 
-def _matching(pattern: str, looks_like: str) -> AfterValidator:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"must look like {looks_like}")
-        return value
-
-    return AfterValidator(check)
-
-
-VpcId = Annotated[str, _matching(r"vpc-[0-9a-f]{8,17}", "vpc-0123456789abcdef0")]
-SubnetId = Annotated[str, _matching(r"subnet-[0-9a-f]{8,17}", "subnet-0123456789abcdef0")]
-RouteTableId = Annotated[str, _matching(r"rtb-[0-9a-f]{8,17}", "rtb-0123456789abcdef0")]
-AccountId = Annotated[str, _matching(r"\d{12}", "a quoted 12-digit account id")]
+VpcId = Annotated[str, matching(r"vpc-[0-9a-f]{8,17}", "vpc-0123456789abcdef0")]
+SubnetId = Annotated[str, matching(r"subnet-[0-9a-f]{8,17}", "subnet-0123456789abcdef0")]
+RouteTableId = Annotated[str, matching(r"rtb-[0-9a-f]{8,17}", "rtb-0123456789abcdef0")]
+AccountId = Annotated[str, matching(r"\d{12}", "a quoted 12-digit account id")]
 Region = Annotated[
-    str, _matching(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}", "an AWS region (eu-west-1)")
+    str, matching(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}", "an AWS region (eu-west-1)")
 ]
 RepositoryName = Annotated[
     str,
     StringConstraints(max_length=64),
-    _matching(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", "lowercase words joined by . _ or -"),
+    matching(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", "lowercase words joined by . _ or -"),
 ]
 Days = Annotated[int, Field(ge=1, le=36500)]
 
 
-class _Strict(BaseModel):
-    """Base for every settings model: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AwsSettings(_Strict):
+class AwsSettings(StrictModel):
     """The `aws:` provider keys this program reads."""
 
     region: Region
@@ -127,14 +102,14 @@ class AwsSettings(_Strict):
         return self.allowed_account_ids[0]
 
 
-class ProtectionSettings(_Strict):
+class ProtectionSettings(StrictModel):
     """Pulumi `protect` / `retain_on_delete` for stateful resources (keys, buckets, ECR)."""
 
     protect: bool
     retain_on_delete: bool
 
 
-class ExistingVpcSettings(_Strict):
+class ExistingVpcSettings(StrictModel):
     """Reuse a VPC someone else owns instead of creating one."""
 
     vpc_id: VpcId
@@ -146,7 +121,7 @@ class ExistingVpcSettings(_Strict):
     create_endpoints: bool = True
 
 
-class NetworkSettings(_Strict):
+class NetworkSettings(StrictModel):
     cidr: VpcCidr
     az_count: int = Field(ge=MIN_AZ_COUNT, le=MAX_AZ_COUNT)
     # `none`: jobs reach AWS only through VPC endpoints. `nat`: public subnets + NAT gateways.
@@ -175,12 +150,12 @@ class NetworkSettings(_Strict):
         return self
 
 
-class EncryptionSettings(_Strict):
+class EncryptionSettings(StrictModel):
     deletion_window_days: int = Field(ge=7, le=30)
     rotation_period_days: int = Field(default=365, ge=90, le=2560)
 
 
-class LoggingSettings(_Strict):
+class LoggingSettings(StrictModel):
     retention_days: int
 
     @field_validator("retention_days")
@@ -192,7 +167,7 @@ class LoggingSettings(_Strict):
         return value
 
 
-class LifecycleSettings(_Strict):
+class LifecycleSettings(StrictModel):
     noncurrent_version_expiry_days: Days
     abort_incomplete_multipart_days: int = Field(ge=1, le=30)
     # Pipeline outputs (intermediate datasets, evaluation reports) expire after this;
@@ -201,12 +176,12 @@ class LifecycleSettings(_Strict):
     access_log_expiry_days: Days
 
 
-class ObjectLockSettings(_Strict):
+class ObjectLockSettings(StrictModel):
     mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
     retention_days: Days
 
 
-class EcrSettings(_Strict):
+class EcrSettings(StrictModel):
     repositories: list[RepositoryName] = Field(default=["training", "inference"], min_length=1)
     keep_last_images: int = Field(ge=1, le=1000)
     untagged_expiry_days: Days = 7
@@ -219,7 +194,7 @@ class EcrSettings(_Strict):
         return value
 
 
-class ArtifactStoreSettings(_Strict):
+class ArtifactStoreSettings(StrictModel):
     lifecycle: LifecycleSettings
     # Object Lock on the model-artifact bucket; only settable when the bucket is created.
     object_lock: ObjectLockSettings | None = None
@@ -228,11 +203,11 @@ class ArtifactStoreSettings(_Strict):
     ecr: EcrSettings
 
 
-Email = Annotated[str, _matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "name@example.com")]
+Email = Annotated[str, matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "name@example.com")]
 Percent = Annotated[int, Field(ge=1, le=1000)]
 
 
-class BudgetSettings(_Strict):
+class BudgetSettings(StrictModel):
     """A monthly cost budget for this environment's resources (by their `environment` tag)."""
 
     monthly_limit_usd: float = Field(gt=0)
@@ -243,17 +218,17 @@ class BudgetSettings(_Strict):
     forecast_alert_percent: Percent | None = 100
 
 
-InstanceType = Annotated[str, _matching(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "ml.g5.xlarge")]
-ModelName = Annotated[str, _matching(r"[a-z][a-z0-9-]{1,30}", "lowercase, digits and '-' (2-31)")]
-ImageTag = Annotated[str, _matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "a Docker image tag")]
+InstanceType = Annotated[str, matching(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "ml.g5.xlarge")]
+ModelName = Annotated[str, matching(r"[a-z][a-z0-9-]{1,30}", "lowercase, digits and '-' (2-31)")]
+ImageTag = Annotated[str, matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", "a Docker image tag")]
 # ISO 8601 duration, as SageMaker step caching takes it (P30D, PT12H).
 CacheExpiry = Annotated[
-    str, _matching(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?", "P30D")
+    str, matching(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?", "P30D")
 ]
 HyperparameterValue = str | int | float | bool
 
 
-class TrainingSettings(_Strict):
+class TrainingSettings(StrictModel):
     """The Train step's SageMaker training job; each value is the default of a pipeline
     Parameter a run may override."""
 
@@ -287,18 +262,18 @@ class TrainingSettings(_Strict):
         return self.max_wait_seconds or 2 * self.max_runtime_seconds
 
 
-class ProcessingSettings(_Strict):
+class ProcessingSettings(StrictModel):
     instance_type: InstanceType = "ml.m5.xlarge"
     instance_count: int = Field(default=1, ge=1, le=16)
 
 
-class QualityGateSettings(_Strict):
+class QualityGateSettings(StrictModel):
     # The evaluation metric the gate compares; a model registers only at or above threshold.
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     threshold: float = Field(ge=0, le=1)
 
 
-class ScheduleSettings(_Strict):
+class ScheduleSettings(StrictModel):
     """Scheduled executions of a model's pipeline (EventBridge Scheduler)."""
 
     # `cron(minutes hours day-of-month month day-of-week year)` or `rate(value unit)`.
@@ -342,7 +317,7 @@ class ScheduleSettings(_Strict):
         return value
 
 
-class ModelSettings(_Strict):
+class ModelSettings(StrictModel):
     """One model trained by a pipeline in this environment."""
 
     pipeline: Literal["training"] = "training"
@@ -359,12 +334,11 @@ class ModelSettings(_Strict):
 
 
 MaintenanceWindow = Annotated[
-    str, _matching(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d", "Sun:03:00")
+    str, matching(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d", "Sun:03:00")
 ]
-StackName = Annotated[str, _matching(r"[\w.-]+/[\w.-]+/[\w.-]+", "organization/project/stack")]
 
 
-class MlflowServerSettings(_Strict):
+class MlflowServerSettings(StrictModel):
     """The environment's MLflow tracking server."""
 
     # managed: a SageMaker managed tracking server of its own (~30 min to create);
@@ -384,13 +358,13 @@ class MlflowServerSettings(_Strict):
         return self
 
 
-class RegistrySettings(_Strict):
+class RegistrySettings(StrictModel):
     # Accounts that may read this environment's model package groups (promotion to them).
     reader_account_ids: list[AccountId] = Field(default_factory=list)
     mlflow: MlflowServerSettings = Field(default_factory=MlflowServerSettings)
 
 
-class FeatureStoreSettings(_Strict):
+class FeatureStoreSettings(StrictModel):
     # Online-store records expire this many hours after their event time (None: never).
     online_ttl_hours: int | None = Field(default=None, ge=1, le=87600)
     # Feature groups are stateful (protected in prod): a spec change that forces AWS to
@@ -398,7 +372,7 @@ class FeatureStoreSettings(_Strict):
     allow_replacement: bool = False
 
 
-class PolicySettings(_Strict):
+class PolicySettings(StrictModel):
     # SECURITY.md rules (an invariant id such as "N7", or one rule such as "n7-vpc-endpoints")
     # whose violations are reported as advisory instead of blocking. Dev only.
     advisory_rules: list[str] = Field(default_factory=list)
@@ -415,7 +389,7 @@ class PolicySettings(_Strict):
         return value
 
 
-class Settings(_Strict):
+class Settings(StrictModel):
     """Everything a stack file may say, validated."""
 
     aws: AwsSettings
