@@ -21,8 +21,15 @@ from components.ml_pipelines import MlPipelines, MlPipelinesArgs
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.naming import Names
 from components.network import Network, NetworkArgs
+from components.shared_cluster import SharedCluster, SharedClusterArgs
+from components.team_namespaces import TeamNamespaces, TeamNamespacesArgs
+from components.training_cluster import TrainingCluster, TrainingClusterArgs
 from pipelines.context import STEP_IMAGE_REPOSITORY
 from stacks.settings import Settings
+
+# What a training cluster's nodes reach AWS through when the VPC has no internet path:
+# instance metadata calls, joining the cluster, pod credentials, the autoscaler's resizes.
+CLUSTER_ENDPOINT_SERVICES = ("ec2", "eks", "eks-auth", "autoscaling")
 
 
 def cost_tags(stack: str, settings: Settings) -> dict[str, str]:
@@ -50,6 +57,8 @@ class MlopsEnvironment(pulumi.ComponentResource):
     registry: ModelRegistry
     features: FeatureStore
     pipelines: MlPipelines | None
+    cluster: TrainingCluster | None
+    teams: TeamNamespaces | None
 
     def __init__(
         self, name: str, args: MlopsEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
@@ -92,6 +101,9 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 names=names,
                 logs_key_arn=self.encryption.logs_key_arn,
                 log_retention_days=settings.logging.retention_days,
+                extra_interface_endpoints=(
+                    CLUSTER_ENDPOINT_SERVICES if settings.cluster.mode == "managed" else ()
+                ),
             ),
             opts=child,
         )
@@ -159,7 +171,67 @@ class MlopsEnvironment(pulumi.ComponentResource):
             if settings.models
             else None
         )
+        self._create_cluster(name, args, context, names, child)
         CostBudget(
             f"{name}-budget", CostBudgetArgs(settings=settings.budget, stack=args.stack), opts=child
         )
         self.register_outputs(policy_facts)
+
+    def _create_cluster(
+        self,
+        name: str,
+        args: MlopsEnvironmentArgs,
+        context: AwsContext,
+        names: Names,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """The environment's own training cluster, or its teams' namespaces on a shared one."""
+        settings = args.settings
+        cluster_settings = settings.cluster
+        self.cluster, self.teams = None, None
+        if cluster_settings.mode == "disabled":
+            return
+        if cluster_settings.mode == "managed":
+            self.cluster = TrainingCluster(
+                f"{name}-cluster",
+                TrainingClusterArgs(
+                    settings=cluster_settings,
+                    context=context,
+                    names=names,
+                    subnet_ids=self.network.private_subnet_ids,
+                    data_key_arn=self.encryption.data_key_arn,
+                    logs_key_arn=self.encryption.logs_key_arn,
+                    log_retention_days=settings.logging.retention_days,
+                    instance_tags=cost_tags(args.stack, settings),
+                ),
+                opts=child,
+            )
+            cluster_name, kubernetes = self.cluster.cluster_name, self.cluster.kubernetes
+            namespaces = {team: team for team in cluster_settings.teams}
+        else:
+            assert cluster_settings.shared_stack is not None  # settings validation ensures it
+            shared = SharedCluster(
+                f"{name}-shared-cluster",
+                SharedClusterArgs(stack=cluster_settings.shared_stack, region=context.region),
+                opts=child,
+            )
+            cluster_name, kubernetes = shared.cluster_name, shared.kubernetes
+            # The owner's own teams hold the plain names there.
+            namespaces = {team: f"{team}-{args.stack}" for team in cluster_settings.teams}
+        if not cluster_settings.teams:
+            return
+        buckets = self.artifact_store.buckets
+        self.teams = TeamNamespaces(
+            f"{name}-teams",
+            TeamNamespacesArgs(
+                teams=dict(cluster_settings.teams),
+                namespaces=namespaces,
+                context=context,
+                names=names,
+                cluster_name=cluster_name,
+                kubernetes=kubernetes,
+                bucket_arns=[buckets["datasets"].arn, buckets["models"].arn],
+                data_key_arn=self.encryption.data_key_arn,
+            ),
+            opts=child,
+        )

@@ -51,6 +51,8 @@ class NetworkArgs:
     # Flow logs go to a log group encrypted with this key and kept this long.
     logs_key_arn: pulumi.Input[str]
     log_retention_days: int
+    # Interface endpoints beyond INTERFACE_ENDPOINT_SERVICES (a training cluster's nodes).
+    extra_interface_endpoints: tuple[str, ...] = ()
 
 
 class Network(pulumi.ComponentResource):
@@ -287,7 +289,7 @@ class Network(pulumi.ComponentResource):
             description="HTTPS to S3 through the gateway endpoint",
             opts=child,
         )
-        for service in INTERFACE_ENDPOINT_SERVICES:
+        for service in (*INTERFACE_ENDPOINT_SERVICES, *self._args.extra_interface_endpoints):
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}-endpoint",
                 vpc_id=self.vpc_id,

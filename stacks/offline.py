@@ -51,6 +51,9 @@ from stacks.settings import PROJECT, Settings
 
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
 GET_AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
+GET_ADDON_VERSION = "aws:eks/getAddonVersion:getAddonVersion"
+# What the mocks answer for "the newest version of an EKS add-on".
+FAKE_ADDON_VERSION = "v1.0.0-eksbuild.1"
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class StackRecording:
         return [r for r in self.resources if r.custom and not r.type.startswith("pulumi:")]
 
 
+FAKE_CA_DATA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="  # base64 of a PEM header
+
+
 class UnmockedInvoke(Exception):
     pass
 
@@ -136,6 +142,9 @@ class _FakeAws(mocks.Mocks):
                 "names": [f"{region}{c}" for c in letters],
                 "zoneIds": [f"{region[:3]}{region[-1]}-az{i + 1}" for i in range(len(letters))],
             }, []
+        if args.token == GET_ADDON_VERSION:
+            addon = args.args["addonName"]
+            return {"id": addon, **args.args, "version": FAKE_ADDON_VERSION}, []
         raise UnmockedInvoke(f"the offline harness has no answer for invoke {args.token}")
 
 
@@ -152,6 +161,7 @@ def _fake_id(resource_type: str, name: str) -> str:
         "aws:ec2/natGateway:NatGateway": "nat-",
         "aws:ec2/eip:Eip": "eipalloc-",
         "aws:ec2/flowLog:FlowLog": "fl-",
+        "aws:ec2/launchTemplate:LaunchTemplate": "lt-",
     }
     return prefixes.get(resource_type, f"{name}-") + digest
 
@@ -189,11 +199,34 @@ def _computed_outputs(
     if resource_type == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
         name = inputs["modelPackageGroupName"]
         return {"arn": ctx.arn("sagemaker", f"model-package-group/{name}")}
+    if resource_type == "aws:eks/cluster:Cluster":
+        name = inputs["name"]
+        return {
+            "arn": ctx.arn("eks", f"cluster/{name}"),
+            "endpoint": f"https://{resource_id[-16:].upper()}.gr7.{ctx.region}.eks.amazonaws.com",
+            "certificateAuthority": {"data": FAKE_CA_DATA},
+        }
+    if resource_type == "aws:eks/nodeGroup:NodeGroup":
+        name = inputs["nodeGroupName"]
+        group = f"eks-{name}-{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+        return {
+            "arn": ctx.arn("eks", f"nodegroup/{inputs['clusterName']}/{name}/{resource_id[-8:]}"),
+            "resources": [{"autoscalingGroups": [{"name": group}]}],
+        }
+    if resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
+        return {"latestVersion": 1, "arn": ctx.arn("ec2", f"launch-template/{resource_id}")}
     if resource_type == "pulumi:pulumi:StackReference":
-        # Another stack's outputs: a shared MLflow tracking server, in its own account.
+        # Another stack's outputs: a shared MLflow tracking server (in its own account) and
+        # a shared training cluster (in this one: pod identity needs the same account).
         shared = AwsContext(account_id="000000000000", region=ctx.region)
         tracking_server = shared.arn("sagemaker", "mlflow-tracking-server/shared")
-        return {"outputs": {"mlflow_tracking_server_arn": tracking_server}, "secretOutputNames": []}
+        outputs = {
+            "mlflow_tracking_server_arn": tracking_server,
+            "training_cluster_name": "mlops-shared",
+            "training_cluster_endpoint": f"https://SHARED.gr7.{ctx.region}.eks.amazonaws.com",
+            "training_cluster_certificate_authority": FAKE_CA_DATA,
+        }
+        return {"outputs": outputs, "secretOutputNames": []}
     if resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
         return {"prefixListId": "pl-" + resource_id[-8:]}
     if service:

@@ -6,6 +6,11 @@ import pulumi
 
 from components.environment import MlopsEnvironment
 from components.model_registry import TRACKING_SERVER_OUTPUT
+from components.shared_cluster import (
+    CLUSTER_CA_OUTPUT,
+    CLUSTER_ENDPOINT_OUTPUT,
+    CLUSTER_NAME_OUTPUT,
+)
 
 VPC_ID = "vpc_id"
 PRIVATE_SUBNET_IDS = "private_subnet_ids"
@@ -20,6 +25,12 @@ MLFLOW_TRACKING_SERVER_ARN = TRACKING_SERVER_OUTPUT  # what a `shared` environme
 PIPELINE_ARNS = "pipeline_arns"  # {model: SageMaker pipeline ARN}
 FEATURE_GROUPS = "feature_groups"  # {model: feature group name}
 ALERT_TOPIC_ARN = "alert_topic_arn"
+# The training cluster (managed mode): what `shared` environments and kubectl users read.
+TRAINING_CLUSTER_NAME = CLUSTER_NAME_OUTPUT
+TRAINING_CLUSTER_ENDPOINT = CLUSTER_ENDPOINT_OUTPUT
+TRAINING_CLUSTER_CA = CLUSTER_CA_OUTPUT
+TEAM_NAMESPACES = "team_namespaces"  # {team: namespace}
+TEAM_ROLE_ARNS = "team_role_arns"  # {team: IAM role its jobs run as}
 
 ALL = (
     VPC_ID,
@@ -34,6 +45,11 @@ ALL = (
     FEATURE_GROUPS,
     PIPELINE_ARNS,
     ALERT_TOPIC_ARN,
+    TRAINING_CLUSTER_NAME,
+    TRAINING_CLUSTER_ENDPOINT,
+    TRAINING_CLUSTER_CA,
+    TEAM_NAMESPACES,
+    TEAM_ROLE_ARNS,
 )
 
 
@@ -54,3 +70,10 @@ def export_outputs(env: MlopsEnvironment) -> None:
     if env.pipelines is not None:
         pulumi.export(PIPELINE_ARNS, env.pipelines.pipeline_arns)
         pulumi.export(ALERT_TOPIC_ARN, env.pipelines.alert_topic_arn)
+    if env.cluster is not None:
+        pulumi.export(TRAINING_CLUSTER_NAME, env.cluster.cluster_name)
+        pulumi.export(TRAINING_CLUSTER_ENDPOINT, env.cluster.endpoint)
+        pulumi.export(TRAINING_CLUSTER_CA, env.cluster.certificate_authority)
+    if env.teams is not None:
+        pulumi.export(TEAM_NAMESPACES, env.teams.namespaces)
+        pulumi.export(TEAM_ROLE_ARNS, env.teams.role_arns)

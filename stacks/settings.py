@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from stacks.cluster_settings import ClusterSettings
 from stacks.settings_base import InvalidKeys, StackName, StrictModel, matching
 
 PROJECT = "mlops-platform"
@@ -407,6 +408,7 @@ class Settings(StrictModel):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     feature_store: FeatureStoreSettings = Field(default_factory=FeatureStoreSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("tags")
     @classmethod
@@ -470,6 +472,30 @@ class Settings(StrictModel):
                 (
                     "artifact_store.force_destroy",
                     f"is allowed in dev only (environment is {self.environment})",
+                )
+            )
+        if (
+            self.cluster.mode == "managed"
+            and self.network.egress == "none"
+            and self.cluster.image_registry is None
+        ):
+            problems.append(
+                (
+                    "cluster.image_registry",
+                    "is required when network.egress is 'none': nodes cannot reach the "
+                    "upstream registries of the add-on images (see README, Image mirror)",
+                )
+            )
+        if (
+            self.cluster.mode == "managed"
+            and self.network.egress == "none"
+            and self.cluster.image_registry is None
+        ):
+            problems.append(
+                (
+                    "cluster.image_registry",
+                    "is required when network.egress is 'none': nodes cannot reach the "
+                    "upstream registries of the add-on images (see README, Image mirror)",
                 )
             )
         if problems:

@@ -21,6 +21,8 @@ UNSCOPABLE_ACTIONS = (
     "cloudwatch:GetMetricData",
     "logs:DescribeLogGroups",
     "ec2:Describe*",
+    "ec2:GetInstanceTypesFromInstanceRequirements",
+    "autoscaling:Describe*",
     "sagemaker:Search",
     "sagemaker:List*",
 )
