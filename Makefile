@@ -24,6 +24,15 @@ $(POLICY_STAMP): policy/requirements.txt $(STAMP)
 		-r policy/requirements.txt
 	touch $@
 
+# checkov (SECURITY.md A7: scans the Kubernetes objects the stack creates) in its own
+# virtualenv: its pins conflict with the main set.
+CHECKOV_STAMP := tools/checkov/venv/.installed
+$(CHECKOV_STAMP): tools/checkov/requirements.txt $(STAMP)
+	test -x tools/checkov/venv/bin/python || $(PYTHON) -m venv tools/checkov/venv
+	$(BIN)/uv pip install --python tools/checkov/venv/bin/python --quiet --compile-bytecode \
+		-r tools/checkov/requirements.txt
+	touch $@
+
 test: lint typecheck unit
 
 lint: $(STAMP)
@@ -33,7 +42,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(POLICY_STAMP)
+unit: $(STAMP) $(POLICY_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest
 
 # The embedded default: the offline plan of the dev stack, then the training pipeline run
@@ -51,6 +60,7 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line requirements.in -o requirements.txt
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line requirements-dev.in -o requirements-dev.txt
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line policy/requirements.in -o policy/requirements.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line tools/checkov/requirements.in -o tools/checkov/requirements.txt
 
 clean:
-	rm -rf $(VENV) policy/venv .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) policy/venv tools/checkov/venv .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -202,6 +202,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
                     data_key_arn=self.encryption.data_key_arn,
                     logs_key_arn=self.encryption.logs_key_arn,
                     log_retention_days=settings.logging.retention_days,
+                    deletion_protection=settings.protection.protect,
                     instance_tags=cost_tags(args.stack, settings),
                 ),
                 opts=child,

@@ -94,6 +94,9 @@ class TrainingClusterArgs:
     data_key_arn: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
     log_retention_days: int
+    # Protected environments (prod) turn on EKS deletion protection: a destroy, or a
+    # replacement forced by a changed immutable property, stops instead of killing jobs.
+    deletion_protection: bool
     # Cost tags for what node groups launch (instances, volumes, interfaces): the provider's
     # default tags reach the launch template, not the instances launched from it.
     instance_tags: dict[str, str]
@@ -218,6 +221,7 @@ class TrainingCluster(pulumi.ComponentResource):
             ),
             # The managed add-ons below replace the self-managed defaults.
             bootstrap_self_managed_addons=False,
+            deletion_protection=args.deletion_protection,
             # Never slide into extended support (six times the control-plane price).
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),

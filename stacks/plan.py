@@ -63,6 +63,14 @@ KEY_PROPERTIES: dict[str, tuple[tuple[str, str], ...]] = {
         ("name", "name"),
         ("retention days", "retentionInDays"),
     ),
+    "aws:eks/cluster:Cluster": (("name", "name"), ("version", "version")),
+    "aws:eks/nodeGroup:NodeGroup": (
+        ("instances", "instanceTypes"),
+        ("capacity", "capacityType"),
+        ("scaling", "scalingConfig"),
+    ),
+    "aws:eks/addon:Addon": (("add-on", "addonName"), ("version", "addonVersion")),
+    "kubernetes:helm.sh/v3:Release": (("chart", "chart"), ("version", "version")),
 }
 
 

@@ -486,18 +486,6 @@ class Settings(StrictModel):
                     "upstream registries of the add-on images (see README, Image mirror)",
                 )
             )
-        if (
-            self.cluster.mode == "managed"
-            and self.network.egress == "none"
-            and self.cluster.image_registry is None
-        ):
-            problems.append(
-                (
-                    "cluster.image_registry",
-                    "is required when network.egress is 'none': nodes cannot reach the "
-                    "upstream registries of the add-on images (see README, Image mirror)",
-                )
-            )
         if problems:
             raise InvalidKeys(problems)
         return self

@@ -87,6 +87,8 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
         "mlops-registry": "mlops:registry:ModelRegistry",
         "mlops-pipelines": "mlops:pipelines:MlPipelines",
         "mlops-features": "mlops:features:FeatureStore",
+        "mlops-cluster": "mlops:cluster:TrainingCluster",
+        "mlops-teams": "mlops:cluster:TeamNamespaces",
     }
     # Child names derive from the component's name.
     for component in recording.children(root):
@@ -112,9 +114,9 @@ def test_stack_exports_every_named_output(recording: StackRecording) -> None:
 
 def test_resource_counts_differ_by_environment() -> None:
     counts = {stack: len(recorded(stack).custom_resources) for stack in STACKS}
-    # dev has NAT egress (public subnet, IGW, NAT, EIP, routes); prod has a third AZ and
-    # Object Lock; test is the smallest.
-    assert counts["dev"] > counts["prod"] > counts["test"]
+    # prod has a third AZ, Object Lock, two GPU pools and two teams; dev has NAT egress
+    # (public subnet, IGW, NAT, EIP, routes); test is the smallest.
+    assert counts["prod"] > counts["dev"] > counts["test"]
 
 
 def test_policy_facts_on_the_environment_component(recording: StackRecording) -> None:

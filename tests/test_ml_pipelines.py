@@ -96,7 +96,9 @@ def test_execution_role_is_scoped_to_this_environment(recording: StackRecording)
     )
     actions = [a for s in policy["Statement"] for a in json.dumps(s["Action"]).split('"')]
     assert "sagemaker:UpdateModelPackage" not in actions  # builds, never approves (A5)
-    assert not recording.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    pipelines = recording.named("mlops-pipelines")
+    attachments = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+    assert not [r for r in recording.descendants(pipelines) if r.type == attachments]
 
 
 def test_schedules_follow_settings(dev: StackRecording, prod: StackRecording) -> None:

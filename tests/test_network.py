@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from components.environment import CLUSTER_ENDPOINT_SERVICES
 from components.network import INTERFACE_ENDPOINT_SERVICES
 from stacks.offline import StackRecording, evaluate_config
 from tests.conftest import stack_config
@@ -71,8 +72,9 @@ def test_interface_and_gateway_endpoints(recording: StackRecording) -> None:
     s3 = endpoints.pop(f"com.amazonaws.{region}.s3")
     assert s3["vpcEndpointType"] == "Gateway"
     assert len(s3["routeTableIds"]) >= 1
-    expected = {f"com.amazonaws.{region}.{s}" for s in INTERFACE_ENDPOINT_SERVICES}
-    assert set(endpoints) == expected
+    # A managed training cluster adds what its nodes need (tests/test_training_cluster.py).
+    services = (*INTERFACE_ENDPOINT_SERVICES, *CLUSTER_ENDPOINT_SERVICES)
+    assert set(endpoints) == {f"com.amazonaws.{region}.{s}" for s in services}
     for service in ("sagemaker.api", "sagemaker.runtime", "sagemaker.featurestore-runtime"):
         assert f"com.amazonaws.{region}.{service}" in endpoints
     for endpoint in endpoints.values():
@@ -120,7 +122,7 @@ def test_https_egress_stays_in_the_vpc_without_nat(test_stack, dev) -> None:
 
 def test_flow_logs_to_an_encrypted_log_group(recording: StackRecording) -> None:
     (flow_log,) = recording.of_type("aws:ec2/flowLog:FlowLog")
-    (group,) = recording.of_type("aws:cloudwatch/logGroup:LogGroup")
+    group = recording.named("mlops-network-flow-logs")
     assert flow_log.inputs["trafficType"] == "ALL"
     assert flow_log.inputs["logDestination"] == group.outputs["arn"]
     assert group.inputs["kmsKeyId"] == recording.outputs["logs_key_arn"]
@@ -137,7 +139,7 @@ def test_flow_log_role_is_scoped(recording: StackRecording) -> None:
     }
     policy = json.loads(recording.named("mlops-network-flow-logs-write").inputs["policy"])
     (statement,) = policy["Statement"]
-    (group,) = recording.of_type("aws:cloudwatch/logGroup:LogGroup")
+    group = recording.named("mlops-network-flow-logs")
     assert statement["Resource"] == [group.outputs["arn"], f"{group.outputs['arn']}:log-stream:*"]
     assert "*" not in statement["Action"]
 
