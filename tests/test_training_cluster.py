@@ -117,6 +117,12 @@ def test_cluster_is_private_encrypted_and_fully_logged(recording: StackRecording
     assert cluster["bootstrapSelfManagedAddons"] is False
 
 
+def test_deletion_protection_where_the_stack_is_protected(recording: StackRecording) -> None:
+    protect = recording.settings.protection.protect
+    assert _cluster(recording)["deletionProtection"] is protect
+    assert protect is (recording.stack == "prod")
+
+
 def test_control_plane_logs_go_to_an_encrypted_group_created_first(
     recording: StackRecording,
 ) -> None:

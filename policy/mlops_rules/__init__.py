@@ -6,7 +6,17 @@ recordings, and `policy/pack.py` wraps the same functions into the CrossGuard pa
 """
 
 # Importing a rule module registers its rules.
-from . import eks, iam, keys_and_logs, messaging, network, platform, sagemaker, storage  # noqa: F401
+from . import (  # noqa: F401
+    eks,
+    iam,
+    keys_and_logs,
+    kubernetes,
+    messaging,
+    network,
+    platform,
+    sagemaker,
+    storage,
+)
 from .model import Resource, StackView, Violation
 from .registry import RULES, Report, Rule, evaluate
 
