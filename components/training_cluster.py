@@ -262,7 +262,11 @@ class TrainingCluster(pulumi.ComponentResource):
         settings = self._args.settings
         version: pulumi.Input[str] = settings.addon_versions.get(addon) or (  # type: ignore[call-overload]
             aws.eks.get_addon_version_output(
-                addon_name=addon, kubernetes_version=settings.version, most_recent=True
+                addon_name=addon,
+                kubernetes_version=settings.version,
+                most_recent=True,
+                # Through the environment's provider (its region and allowed account).
+                opts=pulumi.InvokeOutputOptions(parent=self),
             ).version
         )
         configuration = ADDON_CONFIGURATION.get(addon)
