@@ -218,7 +218,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
             )
             cluster_name, kubernetes = shared.cluster_name, shared.kubernetes
             # The owner's own teams hold the plain names there.
-            namespaces = {team: f"{team}-{args.stack}" for team in cluster_settings.teams}
+            namespaces = {team: names.shared_namespace(team) for team in cluster_settings.teams}
         if not cluster_settings.teams:
             return
         buckets = self.artifact_store.buckets

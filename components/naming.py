@@ -9,6 +9,8 @@ from components.aws_context import AwsContext
 
 PREFIX = "mlops"
 MAX_BUCKET_NAME = 63
+MAX_ROLE_NAME = 64
+MAX_NAMESPACE_NAME = 63  # a Kubernetes DNS label
 
 
 class InvalidName(ValueError):
@@ -33,15 +35,25 @@ class Names:
     def base(self) -> str:
         return f"{PREFIX}-{self.stack}"
 
-    def bucket(self, purpose: str) -> str:
-        # Account and region make the name globally unique and say where the bucket lives.
-        name = f"{self.base}-{purpose}-{self.context.account_id}-{self.context.region}"
-        if len(name) > MAX_BUCKET_NAME:
+    def _limited(self, name: str, what: str, limit: int) -> str:
+        if len(name) > limit:
             raise InvalidName(
-                f"bucket name {name!r} is {len(name)} characters, over S3's {MAX_BUCKET_NAME}; "
+                f"{what} {name!r} is {len(name)} characters, over the limit of {limit}; "
                 f"use a shorter stack name than {self.stack!r}"
             )
         return name
+
+    def bucket(self, purpose: str) -> str:
+        # Account and region make the name globally unique and say where the bucket lives.
+        name = f"{self.base}-{purpose}-{self.context.account_id}-{self.context.region}"
+        return self._limited(name, "bucket name", MAX_BUCKET_NAME)
+
+    def team_role(self, team: str) -> str:
+        return self._limited(f"{self.base}-team-{team}", "IAM role name", MAX_ROLE_NAME)
+
+    def shared_namespace(self, team: str) -> str:
+        """A team's namespace on another stack's cluster, where the plain name is taken."""
+        return self._limited(f"{team}-{self.stack}", "namespace", MAX_NAMESPACE_NAME)
 
     def repository(self, image: str) -> str:
         return f"{self.base}/{image}"

@@ -67,7 +67,7 @@ class TeamNamespaces(pulumi.ComponentResource):
                 )
             role = aws.iam.Role(
                 f"{name}-{team}-role",
-                name=f"{args.names.base}-team-{team}",
+                name=args.names.team_role(team),
                 assume_role_policy=json.dumps(pod_identity_trust_policy(args.context)),
                 description=f"Jobs of team {team} in namespace {namespace}",
                 opts=child,

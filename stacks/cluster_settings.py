@@ -172,7 +172,14 @@ class ClusterSettings(StrictModel):
         if self.mode != "shared" and self.shared_stack is not None:
             problems.append(("shared_stack", "is only used when mode is 'shared'"))
         if self.mode != "managed":
-            for key in ("gpu_pools", "access", "public_access_cidrs", "addon_versions"):
+            managed_only = (
+                "gpu_pools",
+                "access",
+                "public_access_cidrs",
+                "addon_versions",
+                "image_registry",
+            )
+            for key in managed_only:
                 if getattr(self, key):
                     problems.append((key, f"is only used when mode is 'managed' ({self.mode})"))
         if self.mode == "disabled" and self.teams:

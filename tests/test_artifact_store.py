@@ -204,6 +204,15 @@ def test_bucket_names_too_long_are_refused_with_the_stack_named() -> None:
         names.bucket("access-logs")
 
 
+def test_team_names_too_long_are_refused_with_the_stack_named() -> None:
+    names = Names(stack="dev-" + "x" * 30, context=AwsContext("123456789012", "eu-west-1"))
+    with pytest.raises(InvalidName, match=r"IAM role name .* over the limit of 64"):
+        names.team_role("computer-vision-research")
+    with pytest.raises(InvalidName, match=r"namespace .* over the limit of 63"):
+        Names(stack="dev-" + "x" * 50, context=names.context).shared_namespace("forecasting-team")
+    assert names.team_role("cv") == f"mlops-{names.stack}-team-cv"
+
+
 @pytest.mark.parametrize("stack", ["Dev", "dev_1", "-dev", "dev-"])
 def test_stack_names_must_be_dns_friendly(stack: str) -> None:
     with pytest.raises(InvalidName, match="lowercase letters and digits"):

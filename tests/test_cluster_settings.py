@@ -129,7 +129,11 @@ BAD_CLUSTERS: list[tuple[str, str, Mutation, str, tuple[str, ...]]] = [
         "gpu-pools-with-shared",
         "dev",
         replace_cluster(
-            {"mode": "shared", "shared_stack": "acme/mlops-platform/dev", "gpu_pools": {"a": GPU_POOL}}
+            {
+                "mode": "shared",
+                "shared_stack": "acme/mlops-platform/dev",
+                "gpu_pools": {"a": GPU_POOL},
+            }
         ),
         "gpu_pools",
         ("is only used when mode is 'managed' (shared)",),
@@ -196,6 +200,19 @@ BAD_CLUSTERS: list[tuple[str, str, Mutation, str, tuple[str, ...]]] = [
         cluster(mode="eks"),
         "mode",
         ("'disabled', 'managed' or 'shared'", "'eks'"),
+    ),
+    (
+        "image-registry-with-shared",
+        "dev",
+        replace_cluster(
+            {
+                "mode": "shared",
+                "shared_stack": "acme/mlops-platform/dev",
+                "image_registry": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/mirror",
+            }
+        ),
+        "image_registry",
+        ("is only used when mode is 'managed' (shared)",),
     ),
     (
         "image-registry-not-ecr",
@@ -283,7 +300,7 @@ def test_engine_text_form_reports_the_same_key() -> None:
     config[KEY]["teams"]["research"]["memory"] = "512GB"
     text = engine_config(config)
     assert isinstance(text[KEY], str)
-    (problem,) = problems_of("dev", text)  # type: ignore[arg-type]
+    (problem,) = problems_of("dev", text)
     assert problem.startswith(f"{KEY}.teams.research.memory: ")
 
 
@@ -360,16 +377,22 @@ def test_team_artifact_policy_is_scoped_to_the_team_prefix() -> None:
 
 
 def test_team_prefixes_do_not_overlap() -> None:
-    """research may not touch research-2's objects (or the reverse), nor the bucket root."""
+    """research may not touch research-2's objects (or the reverse), nor anything outside
+    its prefix."""
     research, research_2 = _allowed_objects("research"), _allowed_objects("research-2")
-    for pattern in research:
-        assert fnmatch.fnmatchcase(f"{DATASETS}/teams/research/run-1/model.tar.gz", pattern) or (
-            pattern.startswith(MODELS)
-        )
-        assert not fnmatch.fnmatchcase(f"{DATASETS}/teams/research-2/x", pattern)
-        assert not fnmatch.fnmatchcase(f"{DATASETS}/feature-store/x", pattern)
-    for pattern in research_2:
-        assert not fnmatch.fnmatchcase(f"{DATASETS}/teams/research/x", pattern)
+
+    def allowed(patterns: list[str], arn: str) -> bool:
+        return any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns)
+
+    for bucket in (DATASETS, MODELS):
+        assert allowed(research, f"{bucket}/teams/research/run-1/model.tar.gz")
+        assert not allowed(research, f"{bucket}/teams/research-2/x")
+        assert not allowed(research, f"{bucket}/teams/researchers/x")
+        assert not allowed(research, f"{bucket}/feature-store/x")
+        assert not allowed(research, f"{bucket}/research/x")
+        assert allowed(research_2, f"{bucket}/teams/research-2/x")
+        assert not allowed(research_2, f"{bucket}/teams/research/x")
+    assert not allowed(research, "arn:aws:s3:::other-bucket/teams/research/x")
 
 
 def test_autoscaler_policy_names_the_cluster() -> None:

@@ -211,7 +211,9 @@ def test_every_gpu_pool_scales_from_zero(recording: StackRecording) -> None:
         }
         expected_capacity = "SPOT" if settings.capacity == "spot" else "ON_DEMAND"
         assert group["capacityType"] == expected_capacity
-        assert group["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
+        assert group["taints"] == [
+            {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+        ]
         assert group["labels"]["nvidia.com/gpu.present"] == "true"
         assert group["labels"]["k8s.amazonaws.com/accelerator"] == settings.accelerator
         assert group["labels"]["mlops.platform/gpu-pool"] == pool
@@ -462,7 +464,9 @@ def _team_objects(recording: StackRecording, namespace: str) -> dict[str, dict[s
     """The namespaced objects of one namespace by kind (one of each)."""
     found: dict[str, dict[str, Any]] = {}
     for resource in recording.resources:
-        metadata = resource.inputs.get("metadata") if resource.type.startswith("kubernetes:") else None
+        metadata = (
+            resource.inputs.get("metadata") if resource.type.startswith("kubernetes:") else None
+        )
         if isinstance(metadata, dict) and metadata.get("namespace") == namespace:
             key = f"{resource.inputs['kind']}/{metadata['name']}"
             assert key not in found
@@ -527,8 +531,9 @@ def _assert_team_identity(recording: StackRecording, namespaces: dict[str, str])
         assert statements["ListOwnPrefix"]["Condition"] == {
             "StringLike": {"s3:prefix": [f"teams/{team}/*"]}
         }
-        assert statements["UseDataKeyThroughS3"]["Resource"] == (
-            recording.outputs[outputs.DATA_KEY_ARN]
+        assert (
+            statements["UseDataKeyThroughS3"]["Resource"]
+            == (recording.outputs[outputs.DATA_KEY_ARN])
         )
         for statement in statements.values():
             assert statement["Effect"] == "Allow"
@@ -553,8 +558,9 @@ def test_cluster_and_team_outputs(recording: StackRecording) -> None:
     assert recording.outputs[outputs.TRAINING_CLUSTER_NAME] == f"mlops-{recording.stack}"
     (cluster,) = recording.of_type(CLUSTER)
     assert recording.outputs[outputs.TRAINING_CLUSTER_ENDPOINT] == cluster.outputs["endpoint"]
-    assert recording.outputs[outputs.TRAINING_CLUSTER_CA] == (
-        cluster.outputs["certificateAuthority"]["data"]
+    assert (
+        recording.outputs[outputs.TRAINING_CLUSTER_CA]
+        == (cluster.outputs["certificateAuthority"]["data"])
     )
     assert recording.outputs[outputs.TEAM_NAMESPACES] == {team: team for team in teams}
     assert recording.outputs[outputs.TEAM_ROLE_ARNS] == {
