@@ -9,9 +9,12 @@ real. The raw CSV written here is what the training pipeline's input data URI po
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd  # type: ignore[import-untyped]
-from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+# pandas and scikit-learn load in the functions that use them: the Pulumi program imports
+# this module (through the feature specs) and should not pay ~2 s and ~150 MB for them.
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
 
 #: 64 pixel intensities, row-major over the 8x8 image, each an integer in 0..16.
 FEATURES: tuple[str, ...] = tuple(f"pixel_{index}" for index in range(64))
@@ -27,6 +30,9 @@ def load_digits_frame() -> pd.DataFrame:
     scikit-learn hands the pixels over as floats; they are whole numbers, and integers keep the
     CSV small and make the validation rule "integer in 0..16" meaningful.
     """
+    import pandas as pd
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+
     bunch = load_digits()
     frame = pd.DataFrame(bunch.data.astype("int64"), columns=list(FEATURES))
     frame[LABEL] = bunch.target.astype("int64")
@@ -49,6 +55,8 @@ def read_csv_dir(directory: Path) -> pd.DataFrame:
     may hold one file or many parts of one export, under names the step does not choose.
     Raises FileNotFoundError when there is no CSV at all.
     """
+    import pandas as pd
+
     files = sorted(path for path in directory.rglob("*.csv") if path.is_file())
     if not files:
         raise FileNotFoundError(f"no CSV files in {directory}")

@@ -21,11 +21,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
-
-import pandas as pd  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pipelines.data import FEATURES, LABEL
+
+# pandas loads where a frame is handled: the Pulumi program imports the specs only.
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
 
 #: SageMaker's `FeatureType` values.
 FeatureType = Literal["Integral", "Fractional", "String"]
@@ -180,6 +182,8 @@ def to_records(frame: pd.DataFrame, spec: FeatureSpec, event_time: datetime | st
     as a string. A null value is left out of its record (SageMaker allows a missing feature);
     a frame whose columns differ from the spec's features raises ValueError.
     """
+    import pandas as pd
+
     _check_columns(frame, spec)
     when = event_time if isinstance(event_time, str) else format_event_time(event_time)
     rows = frame[list(spec.feature_names)].itertuples(index=False, name=None)
