@@ -216,6 +216,8 @@ def records_to_frame(records: list[Record], spec: FeatureSpec | None = None) -> 
     """Records back as a frame. Without a spec every column stays a string; with one, the
     columns follow `spec.definitions()` and get its types (Integral as nullable Int64,
     Fractional as nullable Float64, String as string)."""
+    import pandas as pd
+
     frame = pd.DataFrame([record_as_dict(record) for record in records])
     if spec is None:
         return frame.astype("string")
