@@ -1,4 +1,5 @@
-"""CostBudget: a monthly AWS Budget for one environment, with e-mail alerts.
+"""CostBudget: a monthly AWS Budget for one environment, alerting by e-mail and through the
+environment's alert topic.
 
 The budget filters on the `environment` cost allocation tag every resource carries, so
 several environments can share an account and still each have their own guardrail
@@ -19,6 +20,7 @@ from stacks.settings import BudgetSettings
 class CostBudgetArgs:
     settings: BudgetSettings
     stack: str
+    alert_topic_arn: pulumi.Input[str]
 
 
 class CostBudget(pulumi.ComponentResource):
@@ -45,6 +47,7 @@ class CostBudget(pulumi.ComponentResource):
                     "threshold": percent,
                     "threshold_type": "PERCENTAGE",
                     "subscriber_email_addresses": settings.alert_emails,
+                    "subscriber_sns_topic_arns": [args.alert_topic_arn],
                 }
                 for kind, percent in alerts
             ],

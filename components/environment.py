@@ -19,6 +19,7 @@ from components.encryption import Encryption, EncryptionArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.ml_pipelines import MlPipelines, MlPipelinesArgs
 from components.model_registry import ModelRegistry, ModelRegistryArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Names
 from components.network import Network, NetworkArgs
 from components.shared_cluster import SharedCluster, SharedClusterArgs
@@ -57,6 +58,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
     registry: ModelRegistry
     features: FeatureStore
     pipelines: MlPipelines | None
+    monitoring: Monitoring
     cluster: TrainingCluster | None
     teams: TeamNamespaces | None
 
@@ -172,8 +174,29 @@ class MlopsEnvironment(pulumi.ComponentResource):
             else None
         )
         self._create_cluster(name, args, context, names, child)
+        self.monitoring = Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                settings=settings.monitoring,
+                context=context,
+                names=names,
+                data_key_arn=self.encryption.data_key_arn,
+                pipeline_arns=self.pipelines.pipeline_arns if self.pipelines else {},
+                pipeline_names=self.pipelines.pipeline_names if self.pipelines else {},
+                previous_owner_urn=pulumi.create_urn(
+                    f"{name}-pipelines", "mlops:pipelines:MlPipelines", parent=self
+                ),
+            ),
+            opts=child,
+        )
         CostBudget(
-            f"{name}-budget", CostBudgetArgs(settings=settings.budget, stack=args.stack), opts=child
+            f"{name}-budget",
+            CostBudgetArgs(
+                settings=settings.budget,
+                stack=args.stack,
+                alert_topic_arn=self.monitoring.alert_topic_arn,
+            ),
+            opts=child,
         )
         self.register_outputs(policy_facts)
 

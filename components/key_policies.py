@@ -55,8 +55,9 @@ DATA_KEY_SERVICES = (
     "glue",
     "lambda",
 )
-# Services that publish to encrypted SNS topics themselves (alarms, EventBridge rules).
-SNS_PUBLISHERS = ("cloudwatch", "events")
+# Services that publish to encrypted SNS topics themselves (alarms, EventBridge rules,
+# budget alerts).
+SNS_PUBLISHERS = ("cloudwatch", "events", "budgets")
 
 
 def _administration(ctx: AwsContext) -> Statement:

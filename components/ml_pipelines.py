@@ -1,8 +1,7 @@
 """MlPipelines: each model's training pipeline as an `aws.sagemaker.Pipeline`, its definition
 built by `pipelines/` from this environment's real outputs; the step code in S3 under a
 content hash; the execution role; EventBridge Scheduler schedules with an encrypted
-dead-letter queue; and an EventBridge rule that sends failed executions to an encrypted
-alert topic (which the Monitoring component will own).
+dead-letter queue. Failed executions are watched by the Monitoring component.
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ from components.aws_context import AwsContext
 from components.definition_cache import cached_definition
 from components.naming import Names
 from components.pipeline_policies import (
-    alert_topic_policy,
     execution_policy,
-    failed_execution_pattern,
     scheduler_policy,
 )
 from components.step_code import StepCode, step_code
@@ -51,7 +48,7 @@ class MlPipelinesArgs:
 
 class MlPipelines(pulumi.ComponentResource):
     pipeline_arns: dict[str, pulumi.Output[str]]
-    alert_topic_arn: pulumi.Output[str]
+    pipeline_names: dict[str, str]
 
     def __init__(
         self, name: str, args: MlPipelinesArgs, opts: pulumi.ResourceOptions | None = None
@@ -61,15 +58,13 @@ class MlPipelines(pulumi.ComponentResource):
         code = step_code()
         code_uri = self._upload_code(code)
         role = self._execution_role()
+        self.pipeline_names = {}
         self.pipeline_arns = {
             model: self._pipeline(model, settings, role, code_uri, code.digest)
             for model, settings in sorted(args.settings.models.items())
         }
         self._schedules()
-        self.alert_topic_arn = self._failure_alerts()
-        self.register_outputs(
-            {"pipeline_arns": self.pipeline_arns, "alert_topic_arn": self.alert_topic_arn}
-        )
+        self.register_outputs({"pipeline_arns": self.pipeline_arns})
 
     def _child(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self)
@@ -137,6 +132,7 @@ class MlPipelines(pulumi.ComponentResource):
         from pipelines.context import context_for_stack
 
         base = context_for_stack(args.stack, model, settings=args.settings)
+        self.pipeline_names[model] = base.pipeline_name
 
         def definition(values: list[Any]) -> str:
             # Imported here: only a program with models pays for the SageMaker SDK.
@@ -238,36 +234,3 @@ class MlPipelines(pulumi.ComponentResource):
             target=target,
             opts=self._child(),
         )
-
-    def _failure_alerts(self) -> pulumi.Output[str]:
-        args = self._args
-        topic = aws.sns.Topic(
-            f"{self._name}-alerts",
-            name=f"{args.names.base}-alerts",
-            kms_master_key_id=args.data_key_arn,
-            opts=self._child(),
-        )
-        arns = list(self.pipeline_arns.values())
-        rule = aws.cloudwatch.EventRule(
-            f"{self._name}-failed-executions",
-            description="Failed executions of this environment's pipelines",
-            event_pattern=pulumi.Output.all(*arns).apply(
-                lambda v: json.dumps(failed_execution_pattern(list(v)))
-            ),
-            opts=self._child(),
-        )
-        aws.sns.TopicPolicy(
-            f"{self._name}-alerts-policy",
-            arn=topic.arn,
-            policy=pulumi.Output.all(topic.arn, rule.arn).apply(
-                lambda v: json.dumps(alert_topic_policy(args.context, v[0], [v[1]]))
-            ),
-            opts=self._child(),
-        )
-        aws.cloudwatch.EventTarget(
-            f"{self._name}-failed-executions-alert",
-            rule=rule.name,
-            arn=topic.arn,
-            opts=self._child(),
-        )
-        return topic.arn

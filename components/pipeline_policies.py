@@ -209,31 +209,6 @@ def scheduler_policy(pipeline_arns: list[str], queue_arn: str, key_arn: str) -> 
     }
 
 
-def alert_topic_policy(ctx: AwsContext, topic_arn: str, rule_arns: list[str]) -> dict[str, Any]:
-    """Only this stack's EventBridge rules publish to the alert topic."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "EventBridgeRulesOfThisStack",
-                "Effect": "Allow",
-                "Principal": {"Service": ctx.service_principal("events")},
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
-            }
-        ],
-    }
-
-
-def failed_execution_pattern(pipeline_arns: list[str]) -> dict[str, Any]:
-    return {
-        "source": ["aws.sagemaker"],
-        "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
-        "detail": {"currentPipelineExecutionStatus": ["Failed"], "pipelineArn": pipeline_arns},
-    }
-
-
 def feature_store_policy(
     ctx: AwsContext, bucket_arn: str, prefix: str, key_arn: str
 ) -> dict[str, Any]:

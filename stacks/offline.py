@@ -227,6 +227,10 @@ def _computed_outputs(
             "training_cluster_certificate_authority": FAKE_CA_DATA,
         }
         return {"outputs": outputs, "secretOutputNames": []}
+    if resource_type == "aws:cloudwatch/eventRule:EventRule":
+        return {"arn": ctx.arn("events", f"rule/{inputs.get('name', args.name)}")}
+    if resource_type == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        return {"arn": ctx.arn("cloudwatch", f"alarm:{inputs.get('name', args.name)}")}
     if resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
         return {"prefixListId": "pl-" + resource_id[-8:]}
     if service:

@@ -69,7 +69,7 @@ def export_outputs(env: MlopsEnvironment) -> None:
     pulumi.export(FEATURE_GROUPS, env.features.group_names)
     if env.pipelines is not None:
         pulumi.export(PIPELINE_ARNS, env.pipelines.pipeline_arns)
-        pulumi.export(ALERT_TOPIC_ARN, env.pipelines.alert_topic_arn)
+    pulumi.export(ALERT_TOPIC_ARN, env.monitoring.alert_topic_arn)
     if env.cluster is not None:
         pulumi.export(TRAINING_CLUSTER_NAME, env.cluster.cluster_name)
         pulumi.export(TRAINING_CLUSTER_ENDPOINT, env.cluster.endpoint)

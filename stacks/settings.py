@@ -25,7 +25,8 @@ from pydantic import (
 )
 
 from stacks.cluster_settings import ClusterSettings
-from stacks.settings_base import InvalidKeys, StackName, StrictModel, matching
+from stacks.monitoring_settings import MonitoringSettings
+from stacks.settings_base import Email, InvalidKeys, StackName, StrictModel, matching
 
 PROJECT = "mlops-platform"
 
@@ -204,7 +205,6 @@ class ArtifactStoreSettings(StrictModel):
     ecr: EcrSettings
 
 
-Email = Annotated[str, matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "name@example.com")]
 Percent = Annotated[int, Field(ge=1, le=1000)]
 
 
@@ -409,6 +409,7 @@ class Settings(StrictModel):
     feature_store: FeatureStoreSettings = Field(default_factory=FeatureStoreSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @field_validator("tags")
     @classmethod

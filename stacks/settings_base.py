@@ -35,3 +35,4 @@ def matching(pattern: str, looks_like: str) -> AfterValidator:
 
 
 StackName = Annotated[str, matching(r"[\w.-]+/[\w.-]+/[\w.-]+", "organization/project/stack")]
+Email = Annotated[str, matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "name@example.com")]

@@ -87,6 +87,7 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
         "mlops-registry": "mlops:registry:ModelRegistry",
         "mlops-pipelines": "mlops:pipelines:MlPipelines",
         "mlops-features": "mlops:features:FeatureStore",
+        "mlops-monitoring": "mlops:monitoring:Monitoring",
         "mlops-cluster": "mlops:cluster:TrainingCluster",
         "mlops-teams": "mlops:cluster:TeamNamespaces",
     }

@@ -123,25 +123,6 @@ def test_schedules_follow_settings(dev: StackRecording, prod: StackRecording) ->
     assert start["Resource"] == [prod.outputs[outputs.PIPELINE_ARNS]["digits"]]
 
 
-def test_failed_executions_alert_an_encrypted_topic(recording: StackRecording) -> None:
-    topic = recording.named("mlops-pipelines-alerts")
-    assert topic.inputs["kmsMasterKeyId"] == recording.outputs[outputs.DATA_KEY_ARN]
-    rule = recording.named("mlops-pipelines-failed-executions")
-    pattern = json.loads(rule.inputs["eventPattern"])
-    assert pattern["detail"] == {
-        "currentPipelineExecutionStatus": ["Failed"],
-        "pipelineArn": list(recording.outputs[outputs.PIPELINE_ARNS].values()),
-    }
-    target = recording.named("mlops-pipelines-failed-executions-alert")
-    assert target.inputs["arn"] == topic.outputs["arn"]
-    (statement,) = json.loads(recording.named("mlops-pipelines-alerts-policy").inputs["policy"])[
-        "Statement"
-    ]
-    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": [rule.outputs["arn"]]}}
-    assert recording.outputs[outputs.ALERT_TOPIC_ARN] == topic.outputs["arn"]
-
-
 def test_no_models_no_pipelines() -> None:
     config = stack_config("test")
     del config["mlops-platform:models"]

@@ -1,0 +1,137 @@
+"""Monitoring: where an environment's alerts go, and what raises them.
+
+An alert topic `mlops-<stack>-alerts` encrypted with the data key, with the subscribers the
+stack file names; failed pipeline executions reach it through an EventBridge rule, CloudWatch
+alarms on the pipelines' ExecutionFailed metric (actions enabled) and the budget's alerts
+too; a dashboard of the pipelines' executions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws_context import AwsContext
+from components.monitoring_policies import (
+    PIPELINE_METRICS,
+    alert_topic_policy,
+    dashboard_body,
+    failed_execution_pattern,
+)
+from components.naming import Names
+from stacks.monitoring_settings import MonitoringSettings
+
+# An execution that fails shows in the metric within its 5-minute period.
+ALARM_PERIOD_SECONDS = 300
+# The topic and its policy moved here from MlPipelines; aliases keep them (and their
+# subscriptions) instead of replacing them.
+PREVIOUS_TOPIC_NAME = "mlops-pipelines-alerts"
+
+
+@dataclass
+class MonitoringArgs:
+    settings: MonitoringSettings
+    context: AwsContext
+    names: Names
+    data_key_arn: pulumi.Input[str]
+    # model -> pipeline ARN and name (empty: the environment has no pipelines)
+    pipeline_arns: dict[str, pulumi.Output[str]]
+    pipeline_names: dict[str, str]
+    # The URN of the component that owned the topic before (MlPipelines).
+    previous_owner_urn: pulumi.Input[str]
+
+
+class Monitoring(pulumi.ComponentResource):
+    alert_topic_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:monitoring:Monitoring", name, None, opts)
+        self._name, self._args = name, args
+        child = pulumi.ResourceOptions(parent=self)
+        previous_owner = args.previous_owner_urn
+        topic = aws.sns.Topic(
+            f"{name}-alerts",
+            name=f"{args.names.base}-alerts",
+            kms_master_key_id=args.data_key_arn,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    aliases=[pulumi.Alias(name=PREVIOUS_TOPIC_NAME, parent=previous_owner)]
+                ),
+            ),
+        )
+        self.alert_topic_arn = topic.arn
+        aws.sns.TopicPolicy(
+            f"{name}-alerts-policy",
+            arn=topic.arn,
+            policy=topic.arn.apply(
+                lambda arn: json.dumps(alert_topic_policy(args.context, arn, args.names.base))
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    aliases=[
+                        pulumi.Alias(name=f"{PREVIOUS_TOPIC_NAME}-policy", parent=previous_owner)
+                    ]
+                ),
+            ),
+        )
+        for index, subscription in enumerate(args.settings.alert_subscriptions):
+            aws.sns.TopicSubscription(
+                f"{name}-alerts-subscriber-{index}",
+                topic=topic.arn,
+                protocol=subscription.protocol,
+                endpoint=subscription.endpoint,
+                opts=child,
+            )
+        if args.pipeline_arns:
+            self._pipeline_alerts(topic)
+        self.register_outputs({"alertTopicArn": self.alert_topic_arn})
+
+    def _pipeline_alerts(self, topic: aws.sns.Topic) -> None:
+        name, args = self._name, self._args
+        child = pulumi.ResourceOptions(parent=self)
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-failed-executions",
+            name=f"{args.names.base}-failed-executions",
+            description="Failed executions of this environment's pipelines",
+            event_pattern=pulumi.Output.all(*args.pipeline_arns.values()).apply(
+                lambda arns: json.dumps(failed_execution_pattern(list(arns)))
+            ),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-failed-executions-alert", rule=rule.name, arn=topic.arn, opts=child
+        )
+        for model, pipeline in sorted(args.pipeline_names.items()):
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{model}-pipeline-failed",
+                name=f"{pipeline}-failed",
+                alarm_description=f"An execution of {pipeline} failed",
+                namespace=PIPELINE_METRICS,
+                metric_name="ExecutionFailed",
+                dimensions={"PipelineName": pipeline},
+                statistic="Sum",
+                period=ALARM_PERIOD_SECONDS,
+                evaluation_periods=1,
+                threshold=1,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                # No executions is not a failure.
+                treat_missing_data="notBreaching",
+                actions_enabled=True,
+                alarm_actions=[topic.arn],
+                opts=child,
+            )
+        aws.cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=args.names.base,
+            dashboard_body=json.dumps(
+                dashboard_body(args.context.region, sorted(args.pipeline_names.values()))
+            ),
+            opts=child,
+        )

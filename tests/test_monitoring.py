@@ -1,0 +1,171 @@
+"""Monitoring: the environment's encrypted alert topic (moved from MlPipelines without
+replacement), its subscribers, who may publish to it, pipeline failure alerts and alarms,
+the budget's alerts, and the dashboard."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any
+
+import pytest
+
+from stacks import outputs
+from stacks.loader import SettingsError, settings_from_config
+from stacks.offline import StackRecording, evaluate_config
+from tests.conftest import stack_config
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+
+def _policy(recording: StackRecording) -> dict[str, Any]:
+    document = json.loads(recording.named("mlops-monitoring-alerts-policy").inputs["policy"])
+    return {statement["Sid"]: statement for statement in document["Statement"]}
+
+
+def test_alert_topic_is_encrypted_and_kept_through_the_move(recording: StackRecording) -> None:
+    topic = recording.named("mlops-monitoring-alerts")
+    assert topic.inputs["name"] == f"mlops-{recording.stack}-alerts"
+    assert topic.inputs["kmsMasterKeyId"] == recording.outputs[outputs.DATA_KEY_ARN]
+    assert recording.outputs[outputs.ALERT_TOPIC_ARN] == topic.outputs["arn"]
+    # Its old identity under MlPipelines: an update moves it instead of replacing it (and
+    # its policy, whose deletion would reset the topic's policy).
+    assert any(alias.endswith("mlops-pipelines-alerts") for alias in topic.aliases)
+    policy = recording.named("mlops-monitoring-alerts-policy")
+    assert any(alias.endswith("mlops-pipelines-alerts-policy") for alias in policy.aliases)
+
+
+def test_subscribers_follow_the_stack_file(recording: StackRecording) -> None:
+    subscriptions = recording.of_type("aws:sns/topicSubscription:TopicSubscription")
+    expected = [(s.protocol, s.endpoint) for s in recording.settings.monitoring.alert_subscriptions]
+    assert [(s.inputs["protocol"], s.inputs["endpoint"]) for s in subscriptions] == expected
+    topic = recording.named("mlops-monitoring-alerts")
+    assert all(s.inputs["topic"] == topic.outputs["arn"] for s in subscriptions)
+
+
+def test_prod_pages_on_call(prod: StackRecording) -> None:
+    protocols = {s.protocol for s in prod.settings.monitoring.alert_subscriptions}
+    assert protocols == {"email", "https"}
+
+
+def test_only_this_stacks_rules_and_alarms_and_budgets_publish(
+    recording: StackRecording,
+) -> None:
+    statements = _policy(recording)
+    assert set(statements) == {
+        "EventBridgeRulesOfThisStack",
+        "CloudWatchAlarmsOfThisStack",
+        "BudgetsOfThisAccount",
+    }
+    rule = recording.named("mlops-monitoring-failed-executions")
+    rule_pattern = statements["EventBridgeRulesOfThisStack"]["Condition"]["ArnLike"]
+    assert fnmatch.fnmatchcase(rule.outputs["arn"], rule_pattern["aws:SourceArn"])
+    alarm_pattern = statements["CloudWatchAlarmsOfThisStack"]["Condition"]["ArnLike"]
+    region, account = recording.settings.aws.region, recording.settings.aws.account_id
+    for alarm in recording.of_type(ALARM):
+        assert fnmatch.fnmatchcase(alarm.outputs["arn"], alarm_pattern["aws:SourceArn"])
+    # Another stack's alarm is not let in.
+    other = f"arn:aws:cloudwatch:{region}:{account}:alarm:mlops-other-digits-training-failed"
+    assert not fnmatch.fnmatchcase(other, alarm_pattern["aws:SourceArn"])
+    budgets = statements["BudgetsOfThisAccount"]
+    assert budgets["Condition"] == {"StringEquals": {"aws:SourceAccount": account}}
+
+
+def test_the_data_key_lets_the_publishers_encrypt(recording: StackRecording) -> None:
+    key = recording.named("mlops-encryption-data-key")
+    statements = json.loads(key.inputs["policy"])["Statement"]
+    publish = next(s for s in statements if s["Sid"] == "PublishToEncryptedTopics")
+    assert set(publish["Principal"]["Service"]) == {
+        "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",
+        "budgets.amazonaws.com",
+    }
+
+
+def test_failed_executions_reach_the_topic(recording: StackRecording) -> None:
+    topic = recording.named("mlops-monitoring-alerts")
+    rule = recording.named("mlops-monitoring-failed-executions")
+    assert rule.inputs["name"] == f"mlops-{recording.stack}-failed-executions"
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail"] == {
+        "currentPipelineExecutionStatus": ["Failed"],
+        "pipelineArn": list(recording.outputs[outputs.PIPELINE_ARNS].values()),
+    }
+    target = recording.named("mlops-monitoring-failed-executions-alert")
+    assert target.inputs["arn"] == topic.outputs["arn"]
+
+
+def test_a_failure_alarm_per_pipeline_with_actions(recording: StackRecording) -> None:
+    topic = recording.named("mlops-monitoring-alerts")
+    alarms = {a.inputs["dimensions"]["PipelineName"]: a.inputs for a in recording.of_type(ALARM)}
+    assert set(alarms) == {
+        f"mlops-{recording.stack}-{m}-training" for m in recording.settings.models
+    }
+    for pipeline, alarm in alarms.items():
+        assert alarm["name"] == f"{pipeline}-failed"
+        assert alarm["namespace"] == "AWS/Sagemaker/ModelBuildingPipeline"
+        assert alarm["metricName"] == "ExecutionFailed"
+        assert (alarm["statistic"], alarm["threshold"]) == ("Sum", 1)
+        assert alarm["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["treatMissingData"] == "notBreaching"
+        assert alarm["actionsEnabled"] is True
+        assert alarm["alarmActions"] == [topic.outputs["arn"]]
+
+
+def test_budget_alerts_also_reach_the_topic(recording: StackRecording) -> None:
+    (budget,) = recording.of_type("aws:budgets/budget:Budget")
+    topic = recording.named("mlops-monitoring-alerts")
+    for notification in budget.inputs["notifications"]:
+        assert notification["subscriberSnsTopicArns"] == [topic.outputs["arn"]]
+
+
+def test_dashboard_shows_each_pipelines_executions(recording: StackRecording) -> None:
+    dashboard = recording.named("mlops-monitoring-dashboard")
+    assert dashboard.inputs["dashboardName"] == f"mlops-{recording.stack}"
+    body = json.loads(dashboard.inputs["dashboardBody"])
+    executions, durations = body["widgets"]
+    pipeline = f"mlops-{recording.stack}-digits-training"
+    assert [m[1] for m in executions["properties"]["metrics"]] == [
+        "ExecutionStarted",
+        "ExecutionSucceeded",
+        "ExecutionFailed",
+    ]
+    assert all(m[3] == pipeline for m in executions["properties"]["metrics"])
+    assert durations["properties"]["metrics"] == [
+        ["AWS/Sagemaker/ModelBuildingPipeline", "ExecutionDuration", "PipelineName", pipeline]
+    ]
+
+
+def test_without_models_the_topic_still_serves_the_budget() -> None:
+    config = stack_config("test")
+    del config["mlops-platform:models"]
+    recording = evaluate_config("test", config)
+    topic = recording.named("mlops-monitoring-alerts")
+    assert recording.outputs[outputs.ALERT_TOPIC_ARN] == topic.outputs["arn"]
+    assert recording.of_type(ALARM) == []
+    assert recording.of_type("aws:cloudwatch/eventRule:EventRule") == []
+
+
+@pytest.mark.parametrize(
+    ("subscription", "message"),
+    [
+        (
+            {"protocol": "email", "endpoint": "ml-platform-team"},
+            "alert_subscriptions[0].endpoint: a email endpoint must look like name@example.com",
+        ),
+        (
+            {"protocol": "https", "endpoint": "http://hooks.example.com"},
+            "alert_subscriptions[0].endpoint: a https endpoint must look like https://",
+        ),
+        (
+            {"protocol": "sms", "endpoint": "+3531234567"},
+            "alert_subscriptions[0].protocol: ",
+        ),
+    ],
+)
+def test_bad_subscribers_are_named(subscription: dict[str, str], message: str) -> None:
+    config = stack_config("dev")
+    config["mlops-platform:monitoring"] = {"alert_subscriptions": [subscription]}
+    with pytest.raises(SettingsError) as caught:
+        settings_from_config(config, source="stacks/Pulumi.dev.yaml")
+    assert f"mlops-platform:monitoring.{message}" in str(caught.value)
