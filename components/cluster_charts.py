@@ -49,7 +49,15 @@ CLUSTER_AUTOSCALER = ChartPin(
     image_path="autoscaling/cluster-autoscaler",
     upstream_registry="registry.k8s.io",
 )
-CHARTS = (DEVICE_PLUGIN, DCGM_EXPORTER, CLUSTER_AUTOSCALER)
+KUBE_STATE_METRICS = ChartPin(
+    release="kube-state-metrics",
+    chart="kube-state-metrics",
+    version="7.2.0",
+    repository="https://prometheus-community.github.io/helm-charts",
+    image_path="kube-state-metrics/kube-state-metrics",
+    upstream_registry="registry.k8s.io",
+)
+CHARTS = (DEVICE_PLUGIN, DCGM_EXPORTER, KUBE_STATE_METRICS, CLUSTER_AUTOSCALER)
 CHART_NAMESPACE = "kube-system"
 # cluster-autoscaler's minor version must match the cluster's; one per supported version
 # (policy/mlops_rules/eks.py SUPPORTED_EKS_VERSIONS; a test keeps the two in step).
@@ -94,6 +102,17 @@ def dcgm_exporter_values(mirror: str | None) -> dict[str, Any]:
         "nodeSelector": ON_GPU_NODES,
         "tolerations": [GPU_TOLERATION],
         "serviceMonitor": {"enabled": False},
+    }
+
+
+def kube_state_metrics_values(mirror: str | None) -> dict[str, Any]:
+    """Pod, job and node state as metrics (the managed Prometheus scraper reads them)."""
+    return {
+        "image": {
+            "registry": mirror or KUBE_STATE_METRICS.upstream_registry,
+            "repository": KUBE_STATE_METRICS.image_path,
+        },
+        "nodeSelector": ON_SYSTEM_NODES,
     }
 
 

@@ -17,6 +17,7 @@ from components.aws_context import AwsContext
 from components.budget import CostBudget, CostBudgetArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
+from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from components.ml_pipelines import MlPipelines, MlPipelinesArgs
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
@@ -189,6 +190,24 @@ class MlopsEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if self.cluster is not None:
+            GpuMetrics(
+                f"{name}-gpu-metrics",
+                GpuMetricsArgs(
+                    names=names,
+                    region=context.region,
+                    cluster_name=self.cluster.cluster_name,
+                    cluster_arn=self.cluster.cluster_arn,
+                    cluster_security_group_id=self.cluster.cluster_security_group_id,
+                    subnet_ids=self.network.private_subnet_ids,
+                    kubernetes=self.cluster.kubernetes,
+                    data_key_arn=self.encryption.data_key_arn,
+                    logs_key_arn=self.encryption.logs_key_arn,
+                    log_retention_days=settings.logging.retention_days,
+                    alert_topic_arn=self.monitoring.alert_topic_arn,
+                ),
+                opts=child,
+            )
         CostBudget(
             f"{name}-budget",
             CostBudgetArgs(

@@ -56,8 +56,8 @@ DATA_KEY_SERVICES = (
     "lambda",
 )
 # Services that publish to encrypted SNS topics themselves (alarms, EventBridge rules,
-# budget alerts).
-SNS_PUBLISHERS = ("cloudwatch", "events", "budgets")
+# budget alerts, Prometheus Alertmanager).
+SNS_PUBLISHERS = ("cloudwatch", "events", "budgets", "aps")
 
 
 def _administration(ctx: AwsContext) -> Statement:

@@ -1,4 +1,5 @@
-"""Create a manifest (components/team_manifests.py) as its typed pulumi-kubernetes resource.
+"""Create a manifest (components/team_manifests.py, components/gpu_metrics_config.py) as
+its typed pulumi-kubernetes resource.
 
 Typed resources, not `yaml.v2.ConfigGroup`: each object is its own resource in the plan, with
 its own diff, and the offline harness records it (ConfigGroup renders in the provider).
@@ -21,6 +22,8 @@ RESOURCE_CLASSES: dict[str, Any] = {
     "ServiceAccount": k8s.core.v1.ServiceAccount,
     "NetworkPolicy": k8s.networking.v1.NetworkPolicy,
     "StorageClass": k8s.storage.v1.StorageClass,
+    "ClusterRole": k8s.rbac.v1.ClusterRole,
+    "ClusterRoleBinding": k8s.rbac.v1.ClusterRoleBinding,
 }
 
 

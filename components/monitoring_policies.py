@@ -12,7 +12,7 @@ DASHBOARD_PERIOD_SECONDS = 300
 
 def alert_topic_policy(ctx: AwsContext, topic_arn: str, base: str) -> dict[str, Any]:
     """Who may publish alerts: this stack's EventBridge rules and CloudWatch alarms (named
-    `<base>-*`) and AWS Budgets of this account."""
+    `<base>-*`), and the Prometheus Alertmanager and AWS Budgets of this account."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -32,6 +32,18 @@ def alert_topic_policy(ctx: AwsContext, topic_arn: str, base: str) -> dict[str, 
                 "Resource": topic_arn,
                 "Condition": {
                     "ArnLike": {"aws:SourceArn": ctx.arn("cloudwatch", f"alarm:{base}-*")}
+                },
+            },
+            {
+                # The Alertmanager of this account's managed Prometheus workspaces.
+                "Sid": "PrometheusAlertmanagerOfThisAccount",
+                "Effect": "Allow",
+                "Principal": {"Service": ctx.service_principal("aps")},
+                "Action": ["sns:Publish", "sns:GetTopicAttributes"],
+                "Resource": topic_arn,
+                "Condition": {
+                    "ArnLike": {"aws:SourceArn": ctx.arn("aps", "workspace/*")},
+                    "StringEquals": {"aws:SourceAccount": ctx.account_id},
                 },
             },
             {

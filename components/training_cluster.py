@@ -27,12 +27,14 @@ from components.cluster_charts import (
     CLUSTER_AUTOSCALER,
     DCGM_EXPORTER,
     DEVICE_PLUGIN,
+    KUBE_STATE_METRICS,
     ON_SYSTEM_NODES,
     ChartPin,
     autoscaler_values,
     dcgm_exporter_values,
     device_plugin_values,
     gpu_node_labels,
+    kube_state_metrics_values,
     scale_from_zero_tags,
 )
 from components.cluster_policies import (
@@ -104,6 +106,9 @@ class TrainingClusterArgs:
 
 class TrainingCluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
+    # The security group EKS makes for the control plane and nodes to talk to each other.
+    cluster_security_group_id: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     certificate_authority: pulumi.Output[str]
     kubernetes: k8s.Provider
@@ -116,6 +121,10 @@ class TrainingCluster(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         cluster = self._create_control_plane()
         self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        self.cluster_security_group_id = cluster.vpc_config.apply(
+            lambda vpc: vpc.cluster_security_group_id or ""
+        )
         self.endpoint = cluster.endpoint
         self.certificate_authority = cluster.certificate_authority.apply(lambda ca: ca.data or "")
         self._grant_access()
@@ -447,6 +456,7 @@ class TrainingCluster(pulumi.ComponentResource):
         releases: list[tuple[ChartPin, dict[str, Any]]] = [
             (DEVICE_PLUGIN, device_plugin_values(mirror)),
             (DCGM_EXPORTER, dcgm_exporter_values(mirror)),
+            (KUBE_STATE_METRICS, kube_state_metrics_values(mirror)),
             (
                 CLUSTER_AUTOSCALER,
                 autoscaler_values(

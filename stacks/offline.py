@@ -162,6 +162,7 @@ def _fake_id(resource_type: str, name: str) -> str:
         "aws:ec2/eip:Eip": "eipalloc-",
         "aws:ec2/flowLog:FlowLog": "fl-",
         "aws:ec2/launchTemplate:LaunchTemplate": "lt-",
+        "aws:amp/workspace:Workspace": "ws-",
     }
     return prefixes.get(resource_type, f"{name}-") + digest
 
@@ -205,6 +206,10 @@ def _computed_outputs(
             "arn": ctx.arn("eks", f"cluster/{name}"),
             "endpoint": f"https://{resource_id[-16:].upper()}.gr7.{ctx.region}.eks.amazonaws.com",
             "certificateAuthority": {"data": FAKE_CA_DATA},
+            "vpcConfig": {
+                **inputs["vpcConfig"],
+                "clusterSecurityGroupId": "sg-" + resource_id[-17:],
+            },
         }
     if resource_type == "aws:eks/nodeGroup:NodeGroup":
         name = inputs["nodeGroupName"]
@@ -227,6 +232,16 @@ def _computed_outputs(
             "training_cluster_certificate_authority": FAKE_CA_DATA,
         }
         return {"outputs": outputs, "secretOutputNames": []}
+    if resource_type == "aws:amp/workspace:Workspace":
+        return {"arn": ctx.arn("aps", f"workspace/{resource_id}")}
+    if resource_type == "aws:amp/scraper:Scraper":
+        name = f"AWSServiceRoleForAmazonPrometheusScraper_{resource_id[-14:]}"
+        return {
+            "arn": ctx.arn("aps", f"scraper/s-{resource_id[-14:]}"),
+            "roleArn": ctx.arn(
+                "iam", f"role/aws-service-role/scraper.aps.amazonaws.com/{name}", regional=False
+            ),
+        }
     if resource_type == "aws:cloudwatch/eventRule:EventRule":
         return {"arn": ctx.arn("events", f"rule/{inputs.get('name', args.name)}")}
     if resource_type == "aws:cloudwatch/metricAlarm:MetricAlarm":

@@ -88,6 +88,7 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
         "mlops-pipelines": "mlops:pipelines:MlPipelines",
         "mlops-features": "mlops:features:FeatureStore",
         "mlops-monitoring": "mlops:monitoring:Monitoring",
+        "mlops-gpu-metrics": "mlops:monitoring:GpuMetrics",
         "mlops-cluster": "mlops:cluster:TrainingCluster",
         "mlops-teams": "mlops:cluster:TeamNamespaces",
     }

@@ -28,6 +28,8 @@ EXPECTED_KINDS = {
     "NetworkPolicy",
     "ServiceAccount",
     "StorageClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
 }
 # checkov findings accepted in the example, check id -> why.
 EXAMPLE_ACCEPTED = {

@@ -55,6 +55,7 @@ def test_only_this_stacks_rules_and_alarms_and_budgets_publish(
     assert set(statements) == {
         "EventBridgeRulesOfThisStack",
         "CloudWatchAlarmsOfThisStack",
+        "PrometheusAlertmanagerOfThisAccount",
         "BudgetsOfThisAccount",
     }
     rule = recording.named("mlops-monitoring-failed-executions")
@@ -79,6 +80,7 @@ def test_the_data_key_lets_the_publishers_encrypt(recording: StackRecording) -> 
         "cloudwatch.amazonaws.com",
         "events.amazonaws.com",
         "budgets.amazonaws.com",
+        "aps.amazonaws.com",
     }
 
 
