@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from stacks.cluster_settings import ClusterSettings
+from stacks.deployment_settings import DeploymentSettings
 from stacks.monitoring_settings import MonitoringSettings
 from stacks.settings_base import Email, InvalidKeys, StackName, StrictModel, matching
 
@@ -332,6 +333,8 @@ class ModelSettings(StrictModel):
     # Reuse a step's result when its inputs are unchanged for this long; None turns caching off.
     cache_expiry: CacheExpiry | None = "P30D"
     schedule: ScheduleSettings | None = None
+    # The endpoint an approved version gets (None: models of this stack are not deployed).
+    deployment: DeploymentSettings | None = None
 
 
 MaintenanceWindow = Annotated[
@@ -454,6 +457,7 @@ class Settings(StrictModel):
                     )
                 )
         for name, model in self.models.items():
+            problems.extend(_deployment_floors(self.environment, name, model))
             if self.environment == "prod" and model.auto_approve:
                 problems.append(
                     (
@@ -490,3 +494,22 @@ class Settings(StrictModel):
         if problems:
             raise InvalidKeys(problems)
         return self
+
+
+# SECURITY.md R4: a prod endpoint survives an instance failure and scales.
+PROD_MIN_ENDPOINT_INSTANCES = 2
+
+
+def _deployment_floors(environment: str, name: str, model: ModelSettings) -> list[tuple[str, str]]:
+    deployment, key = model.deployment, f"models.{name}.deployment"
+    if deployment is None or environment != "prod":
+        return []
+    problems = []
+    if deployment.serverless is not None:
+        problems.append((f"{key}.serverless", "prod endpoints run on instances (R4)"))
+    for field in ("instance_count", "min_capacity"):
+        if getattr(deployment, field) < PROD_MIN_ENDPOINT_INSTANCES:
+            problems.append(
+                (f"{key}.{field}", f"must be >= {PROD_MIN_ENDPOINT_INSTANCES} in prod (R4)")
+            )
+    return problems
