@@ -2,9 +2,9 @@
 
 Building a definition needs the SageMaker SDK, whose import and session cost about 4 s: more
 than the rest of the program. A definition depends only on its context (this environment's
-names and ARNs), the model's settings, the step code (which includes the builder itself) and
-the SDK's version, so a definition built once for those inputs is reused by every later
-`pulumi preview`/`up` and test run on the machine.
+names and ARNs), the model's settings, which pipeline it is (its builder), the step code
+(which includes the builder itself) and the SDK's version, so a definition built once for
+those inputs is reused by every later `pulumi preview`/`up` and test run on the machine.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ CACHE_DIR = Path(__file__).resolve().parent.parent / ".local" / "cache" / "defin
 Builder = Callable[[PipelineContext, ModelSettings], str]
 
 
-def cache_key(context: PipelineContext, model: ModelSettings, code_digest: str) -> str:
+def cache_key(
+    context: PipelineContext, model: ModelSettings, code_digest: str, build: Builder
+) -> str:
     inputs = {
+        "builder": f"{build.__module__}.{build.__qualname__}",
         "context": dataclasses.asdict(context),
         "model": model.model_dump(mode="json"),
         "code": code_digest,
@@ -41,7 +44,7 @@ def cached_definition(
     build: Builder,
     cache_dir: Path = CACHE_DIR,
 ) -> str:
-    path = cache_dir / f"{cache_key(context, model, code_digest)}.json"
+    path = cache_dir / f"{cache_key(context, model, code_digest, build)}.json"
     try:
         return path.read_text(encoding="utf-8")
     except OSError:

@@ -32,6 +32,8 @@ from stacks.settings import Settings
 # What a training cluster's nodes reach AWS through when the VPC has no internet path:
 # instance metadata calls, joining the cluster, pod credentials, the autoscaler's resizes.
 CLUSTER_ENDPOINT_SERVICES = ("ec2", "eks", "eks-auth", "autoscaling")
+# What the deploy step reaches besides SageMaker: autoscaling of the endpoint's variant.
+DEPLOYMENT_ENDPOINT_SERVICES = ("application-autoscaling",)
 
 
 def cost_tags(stack: str, settings: Settings) -> dict[str, str]:
@@ -105,7 +107,12 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 logs_key_arn=self.encryption.logs_key_arn,
                 log_retention_days=settings.logging.retention_days,
                 extra_interface_endpoints=(
-                    CLUSTER_ENDPOINT_SERVICES if settings.cluster.mode == "managed" else ()
+                    *(CLUSTER_ENDPOINT_SERVICES if settings.cluster.mode == "managed" else ()),
+                    *(
+                        DEPLOYMENT_ENDPOINT_SERVICES
+                        if any(m.deployment for m in settings.models.values())
+                        else ()
+                    ),
                 ),
             ),
             opts=child,
@@ -184,6 +191,13 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 data_key_arn=self.encryption.data_key_arn,
                 pipeline_arns=self.pipelines.pipeline_arns if self.pipelines else {},
                 pipeline_names=self.pipelines.pipeline_names if self.pipelines else {},
+                endpoints={
+                    endpoint: deployment
+                    for model, endpoint in (
+                        self.pipelines.endpoint_names.items() if self.pipelines else ()
+                    )
+                    if (deployment := settings.models[model].deployment) is not None
+                },
                 previous_owner_urn=pulumi.create_urn(
                     f"{name}-pipelines", "mlops:pipelines:MlPipelines", parent=self
                 ),

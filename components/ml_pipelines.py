@@ -15,7 +15,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import AwsContext
-from components.definition_cache import cached_definition
+from components.definition_cache import Builder, cached_definition
+from components.deployment_policies import (
+    approval_events_pattern,
+    deploy_policy,
+    start_pipelines_policy,
+)
 from components.naming import Names
 from components.pipeline_policies import (
     execution_policy,
@@ -26,6 +31,7 @@ from components.trust_policies import service_trust_policy
 from stacks.settings import ModelSettings, ScheduleSettings, Settings
 
 CODE_PREFIX = "code"
+TRAINING, DEPLOYMENT = "training", "deployment"
 # Scheduler keeps trying a run it could not start for an hour, then dead-letters it.
 SCHEDULE_RETRY = {"maximum_event_age_in_seconds": 3600, "maximum_retry_attempts": 5}
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
@@ -49,6 +55,9 @@ class MlPipelinesArgs:
 class MlPipelines(pulumi.ComponentResource):
     pipeline_arns: dict[str, pulumi.Output[str]]
     pipeline_names: dict[str, str]
+    # Models with `deployment` settings: their deployment pipeline and endpoint names.
+    deployment_pipeline_arns: dict[str, pulumi.Output[str]]
+    endpoint_names: dict[str, str]
 
     def __init__(
         self, name: str, args: MlPipelinesArgs, opts: pulumi.ResourceOptions | None = None
@@ -58,13 +67,26 @@ class MlPipelines(pulumi.ComponentResource):
         code = step_code()
         code_uri = self._upload_code(code)
         role = self._execution_role()
-        self.pipeline_names = {}
+        self.pipeline_names, self.endpoint_names = {}, {}
         self.pipeline_arns = {
-            model: self._pipeline(model, settings, role, code_uri, code.digest)
+            model: self._pipeline(model, settings, role, code_uri, code.digest, TRAINING)
             for model, settings in sorted(args.settings.models.items())
         }
+        deployed = {m: s for m, s in sorted(args.settings.models.items()) if s.deployment}
+        self.deployment_pipeline_arns = {
+            model: self._pipeline(model, settings, role, code_uri, code.digest, DEPLOYMENT)
+            for model, settings in deployed.items()
+        }
+        if deployed:
+            self._deployment_access(role)
+            self._deploy_on_approval()
         self._schedules()
-        self.register_outputs({"pipeline_arns": self.pipeline_arns})
+        self.register_outputs(
+            {
+                "pipeline_arns": self.pipeline_arns,
+                "deployment_pipeline_arns": self.deployment_pipeline_arns,
+            }
+        )
 
     def _child(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self)
@@ -127,17 +149,23 @@ class MlPipelines(pulumi.ComponentResource):
         role: aws.iam.Role,
         code_uri: pulumi.Output[str],
         code_digest: str,
+        kind: str,
     ) -> pulumi.Output[str]:
         args = self._args
         from pipelines.context import context_for_stack
 
         base = context_for_stack(args.stack, model, settings=args.settings)
-        self.pipeline_names[model] = base.pipeline_name
+        if kind == TRAINING:
+            self.pipeline_names[model] = name = base.pipeline_name
+            description = f"Trains, evaluates, gates and registers {model}"
+        else:
+            from pipelines.deployment import deployment_context, endpoint_name
+
+            self.endpoint_names[model] = endpoint_name(base)
+            name = deployment_context(base).pipeline_name
+            description = f"Deploys approved versions of {model} to its endpoint"
 
         def definition(values: list[Any]) -> str:
-            # Imported here: only a program with models pays for the SageMaker SDK.
-            from pipelines.training import definition_json
-
             role_arn, key_arn, tracking_uri, code, security_group, *subnets = values
             real = dataclasses.replace(
                 base,
@@ -148,13 +176,14 @@ class MlPipelines(pulumi.ComponentResource):
                 security_group_ids=(security_group,),
                 subnet_ids=tuple(subnets),
             )
-            return cached_definition(real, settings, code_digest, definition_json)
+            return cached_definition(real, settings, code_digest, _builder(kind))
 
         pipeline = aws.sagemaker.Pipeline(
-            f"{self._name}-{model}",
-            pipeline_name=base.pipeline_name,
-            pipeline_display_name=base.pipeline_name,
-            pipeline_description=f"Trains, evaluates, gates and registers {model}",
+            # The training pipeline keeps its original logical name (no replacement).
+            f"{self._name}-{model}" if kind == TRAINING else f"{self._name}-{model}-{kind}",
+            pipeline_name=name,
+            pipeline_display_name=name,
+            pipeline_description=description,
             role_arn=role.arn,
             pipeline_definition=pulumi.Output.all(
                 role.arn,
@@ -167,6 +196,65 @@ class MlPipelines(pulumi.ComponentResource):
             opts=self._child(),
         )
         return pipeline.arn
+
+    def _deployment_access(self, role: aws.iam.Role) -> None:
+        """The execution role also runs the deploy steps: this environment's endpoints."""
+        args = self._args
+        aws.iam.RolePolicy(
+            f"{self._name}-deployment-access",
+            role=role.id,
+            policy=json.dumps(
+                deploy_policy(
+                    args.context,
+                    base=args.names.base,
+                    group_prefix=args.names.model_package_group(""),
+                )
+            ),
+            opts=self._child(),
+        )
+
+    def _deploy_on_approval(self) -> None:
+        """A package turning Approved in a model's group starts that model's deployment
+        pipeline with the package's ARN."""
+        args = self._args
+        role = aws.iam.Role(
+            f"{self._name}-deploy-trigger-role",
+            assume_role_policy=json.dumps(service_trust_policy(args.context, "events")),
+            description="EventBridge starts the deployment pipelines on approvals",
+            opts=self._child(),
+        )
+        arns = list(self.deployment_pipeline_arns.values())
+        aws.iam.RolePolicy(
+            f"{self._name}-deploy-trigger-access",
+            role=role.id,
+            policy=pulumi.Output.all(*arns).apply(
+                lambda values: json.dumps(start_pipelines_policy(list(values)))
+            ),
+            opts=self._child(),
+        )
+        for model, pipeline_arn in self.deployment_pipeline_arns.items():
+            rule = aws.cloudwatch.EventRule(
+                f"{self._name}-{model}-approved",
+                name=f"{args.names.base}-{model}-approved",
+                description=f"A version of {model} was approved: deploy it",
+                event_pattern=json.dumps(
+                    approval_events_pattern(args.names.model_package_group(model))
+                ),
+                opts=self._child(),
+            )
+            aws.cloudwatch.EventTarget(
+                f"{self._name}-{model}-deploy",
+                rule=rule.name,
+                arn=pipeline_arn,
+                role_arn=role.arn,
+                # EventBridge fills the parameter from the event (a dynamic path value).
+                sagemaker_pipeline_target={
+                    "pipeline_parameter_lists": [
+                        {"name": "ModelPackageArn", "value": "$.detail.ModelPackageArn"}
+                    ]
+                },
+                opts=self._child(),
+            )
 
     def _schedules(self) -> None:
         args = self._args
@@ -234,3 +322,15 @@ class MlPipelines(pulumi.ComponentResource):
             target=target,
             opts=self._child(),
         )
+
+
+def _builder(kind: str) -> Builder:
+    """The definition builder of a pipeline kind (imported on use: only a program with
+    models pays for the SageMaker SDK)."""
+    if kind == TRAINING:
+        from pipelines import training
+
+        return training.definition_json
+    from pipelines import deployment
+
+    return deployment.definition_json

@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import AwsContext
 from components.monitoring_policies import (
+    ENDPOINT_METRICS,
     PIPELINE_METRICS,
     alert_topic_policy,
     dashboard_body,
     failed_execution_pattern,
 )
 from components.naming import Names
+from stacks.deployment_settings import DeploymentSettings
 from stacks.monitoring_settings import MonitoringSettings
 
 # An execution that fails shows in the metric within its 5-minute period.
 ALARM_PERIOD_SECONDS = 300
+# Endpoint alarms watch minutes (they roll back a canary): 2 bad minutes out of 3.
+ENDPOINT_PERIOD_SECONDS, ENDPOINT_EVALUATION_PERIODS, ENDPOINT_DATAPOINTS = 60, 3, 2
+MICROSECONDS_PER_MS = 1000
 # The topic and its policy moved here from MlPipelines; aliases keep them (and their
 # subscriptions) instead of replacing them.
 PREVIOUS_TOPIC_NAME = "mlops-pipelines-alerts"
@@ -40,6 +46,8 @@ class MonitoringArgs:
     # model -> pipeline ARN and name (empty: the environment has no pipelines)
     pipeline_arns: dict[str, pulumi.Output[str]]
     pipeline_names: dict[str, str]
+    # endpoint name -> its deployment settings (models that are deployed)
+    endpoints: dict[str, DeploymentSettings]
     # The URN of the component that owned the topic before (MlPipelines).
     previous_owner_urn: pulumi.Input[str]
 
@@ -91,6 +99,8 @@ class Monitoring(pulumi.ComponentResource):
             )
         if args.pipeline_arns:
             self._pipeline_alerts(topic)
+        for endpoint, deployment in sorted(args.endpoints.items()):
+            self._endpoint_alarms(topic, endpoint, deployment)
         self.register_outputs({"alertTopicArn": self.alert_topic_arn})
 
     def _pipeline_alerts(self, topic: aws.sns.Topic) -> None:
@@ -131,7 +141,54 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-dashboard",
             dashboard_name=args.names.base,
             dashboard_body=json.dumps(
-                dashboard_body(args.context.region, sorted(args.pipeline_names.values()))
+                dashboard_body(
+                    args.context.region,
+                    sorted(args.pipeline_names.values()),
+                    sorted(args.endpoints),
+                )
             ),
             opts=child,
+        )
+
+    def _endpoint_alarms(
+        self, topic: aws.sns.Topic, endpoint: str, deployment: DeploymentSettings
+    ) -> None:
+        """Server errors and p99 model latency of the endpoint: they alert, and the
+        deployment pipeline names them as the blue/green rollback alarms."""
+        name = self._name
+        child = pulumi.ResourceOptions(parent=self)
+        variant = {"EndpointName": endpoint, "VariantName": "AllTraffic"}
+        common: dict[str, Any] = {
+            "namespace": ENDPOINT_METRICS,
+            "dimensions": variant,
+            "period": ENDPOINT_PERIOD_SECONDS,
+            "evaluation_periods": ENDPOINT_EVALUATION_PERIODS,
+            "datapoints_to_alarm": ENDPOINT_DATAPOINTS,
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+            "treat_missing_data": "notBreaching",
+            "actions_enabled": True,
+            "alarm_actions": [topic.arn],
+            "ok_actions": [topic.arn],
+        }
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-{endpoint}-5xx",
+            name=f"{endpoint}-5xx",
+            alarm_description=f"{endpoint} answers with server errors",
+            metric_name="Invocation5XXErrors",
+            statistic="Sum",
+            threshold=1,
+            opts=child,
+            **common,
+        )
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-{endpoint}-latency-p99",
+            name=f"{endpoint}-latency-p99",
+            alarm_description=(
+                f"{endpoint}: model latency p99 over {deployment.latency_p99_ms} ms"
+            ),
+            metric_name="ModelLatency",
+            extended_statistic="p99",
+            threshold=deployment.latency_p99_ms * MICROSECONDS_PER_MS,  # ModelLatency is in µs
+            opts=child,
+            **common,
         )

@@ -7,6 +7,7 @@ from typing import Any
 from components.aws_context import AwsContext
 
 PIPELINE_METRICS = "AWS/Sagemaker/ModelBuildingPipeline"
+ENDPOINT_METRICS = "AWS/SageMaker"
 DASHBOARD_PERIOD_SECONDS = 300
 
 
@@ -66,10 +67,13 @@ def failed_execution_pattern(pipeline_arns: list[str]) -> dict[str, Any]:
     }
 
 
-def dashboard_body(region: str, pipeline_names: list[str]) -> dict[str, Any]:
-    """Pipeline executions started, succeeded and failed, and how long they took."""
+def dashboard_body(
+    region: str, pipeline_names: list[str], endpoint_names: list[str]
+) -> dict[str, Any]:
+    """Pipeline executions started, succeeded and failed and how long they took; each
+    endpoint's invocations, errors and latency."""
 
-    def pipeline_widget(title: str, metrics: list[str], stat: str) -> dict[str, Any]:
+    def widget(title: str, stat: str, metrics: list[list[str]]) -> dict[str, Any]:
         return {
             "type": "metric",
             "width": 12,
@@ -79,13 +83,24 @@ def dashboard_body(region: str, pipeline_names: list[str]) -> dict[str, Any]:
                 "region": region,
                 "stat": stat,
                 "period": DASHBOARD_PERIOD_SECONDS,
-                "metrics": [
-                    [PIPELINE_METRICS, metric, "PipelineName", name]
-                    for name in pipeline_names
-                    for metric in metrics
-                ],
+                "metrics": metrics,
             },
         }
+
+    def endpoint_metrics(names: list[str]) -> list[list[str]]:
+        return [
+            [ENDPOINT_METRICS, metric, "EndpointName", endpoint, "VariantName", "AllTraffic"]
+            for endpoint in endpoint_names
+            for metric in names
+        ]
+
+    def pipeline_widget(title: str, metrics: list[str], stat: str) -> dict[str, Any]:
+        series = [
+            [PIPELINE_METRICS, metric, "PipelineName", name]
+            for name in pipeline_names
+            for metric in metrics
+        ]
+        return widget(title, stat, series)
 
     return {
         "widgets": [
@@ -95,5 +110,21 @@ def dashboard_body(region: str, pipeline_names: list[str]) -> dict[str, Any]:
                 "Sum",
             ),
             pipeline_widget("Pipeline execution duration (ms)", ["ExecutionDuration"], "Maximum"),
+            *(
+                [
+                    widget(
+                        "Endpoint invocations and errors",
+                        "Sum",
+                        endpoint_metrics(
+                            ["Invocations", "Invocation4XXErrors", "Invocation5XXErrors"]
+                        ),
+                    ),
+                    widget(
+                        "Endpoint model latency p99 (µs)", "p99", endpoint_metrics(["ModelLatency"])
+                    ),
+                ]
+                if endpoint_names
+                else []
+            ),
         ]
     }

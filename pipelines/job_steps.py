@@ -9,12 +9,15 @@ pipelines extend with their own parameters and steps.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 from pipelines.context import PipelineContext
-from stacks.settings import ModelSettings
+from stacks.settings import ModelSettings, ProcessingSettings
 
 # Paths inside the job containers. The step code is the `pipelines` package: it must sit in a
 # directory of that name, whose parent goes on PYTHONPATH. Not under /opt/ml/processing/input,
@@ -109,6 +112,22 @@ def _cached_session(region: str, bucket: str) -> Any:
     return session
 
 
+def quiet_definition(build: Callable[[], Any]) -> str:
+    """The definition JSON of the pipeline `build` returns, built without the SDK's
+    narration: it logs at DEBUG to WARNING on loggers with their own levels (fields it pops,
+    image URIs, "no jobs start in a PipelineSession"); none of it is news to a caller that
+    asked for exactly this."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+            definition: str = build().definition()
+    finally:
+        logging.disable(previous)
+    return definition
+
+
 class JobSteps:
     """One pipeline's session, retry policies and processing-job pieces."""
 
@@ -170,11 +189,14 @@ class JobSteps:
         values = ["s3:/", context.bucket, context.pipeline_name, self.execution_id, *parts]
         return Join(on="/", values=values)
 
-    def processor(self, step: str) -> Any:
+    def processor(self, step: str, processing: ProcessingSettings | None = None) -> Any:
+        """A processing job running `pipelines.steps.<step>` on the model's processing
+        instances, or on `processing` where a step needs other ones."""
         from sagemaker.core.network import NetworkConfig  # type: ignore[import-untyped]
         from sagemaker.core.processing import Processor  # type: ignore[import-untyped]
 
-        context, processing = self.context, self.model.processing
+        context = self.context
+        processing = processing or self.model.processing
         return Processor(
             role=context.role_arn,
             image_uri=context.image_uri,

@@ -24,8 +24,6 @@ turns HyperParameters into something the script sees.
 from __future__ import annotations
 
 import functools
-import logging
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from pipelines.context import PipelineContext
@@ -35,6 +33,7 @@ from pipelines.job_steps import (
     JobSteps,
     has_local_storage,
     offline_sdk,
+    quiet_definition,
 )
 from stacks.settings import ModelSettings
 
@@ -85,21 +84,8 @@ def get_pipeline(context: PipelineContext, model: ModelSettings) -> Pipeline:
 
 
 def definition_json(context: PipelineContext, model: ModelSettings) -> str:
-    """The pipeline definition JSON (CreatePipeline's PipelineDefinition).
-
-    The SDK narrates a build at DEBUG to WARNING on loggers with their own levels (fields it
-    pops, image URIs, "no jobs start in a PipelineSession"); none of it is news to a caller
-    that asked for exactly this, so it is silenced while building.
-    """
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-            definition: str = get_pipeline(context, model).definition()
-    finally:
-        logging.disable(previous)
-    return definition
+    """The pipeline definition JSON (CreatePipeline's PipelineDefinition)."""
+    return quiet_definition(lambda: get_pipeline(context, model))
 
 
 @functools.cache

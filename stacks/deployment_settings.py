@@ -35,6 +35,8 @@ class DeploymentSettings(StrictModel):
     canary_percent: int = Field(default=10, ge=1, le=50)
     canary_wait_seconds: int = Field(default=600, ge=60, le=3600)
     data_capture_percent: int = Field(default=100, ge=1, le=100)
+    # The latency alarm (also a rollback alarm): model latency p99 above this, in ms.
+    latency_p99_ms: int = Field(default=1000, ge=1, le=60000)
     serverless: ServerlessSettings | None = None
 
     @model_validator(mode="after")

@@ -68,7 +68,7 @@ def test_role_is_scoped_to_the_offline_store(recording: StackRecording) -> None:
 
 
 def test_preprocess_ingests_into_the_group(recording: StackRecording) -> None:
-    (pipeline,) = recording.of_type("aws:sagemaker/pipeline:Pipeline")
+    pipeline = recording.named("mlops-pipelines-digits")  # the training pipeline
     steps = {s["Name"]: s for s in json.loads(pipeline.inputs["pipelineDefinition"])["Steps"]}
     environment = steps["Preprocess"]["Arguments"]["Environment"]
     assert environment["MLOPS_FEATURE_GROUP_NAME"] == f"mlops-{recording.stack}-digits-features"

@@ -8,7 +8,7 @@ import json
 import pytest
 from parliament import analyze_policy_string
 
-from components import bucket_policies, key_policies, pipeline_policies
+from components import bucket_policies, deployment_policies, key_policies, pipeline_policies
 from policy.mlops_rules.iam import identity_documents
 from stacks.offline import StackRecording
 from stacks.policy_check import stack_view
@@ -23,15 +23,28 @@ def _issues(document: object) -> set[str]:
     return {f.issue for f in analyze_policy_string(json.dumps(document)).findings}
 
 
+# Modules whose identity policies have justified findings, each for one service's actions.
+JUSTIFIED = (pipeline_policies, deployment_policies)
+
+
+def _action(detail: object) -> str:
+    return str(detail["action"] if isinstance(detail, dict) else detail)
+
+
+def _justified(issue: str, details: list[object]) -> bool:
+    return any(
+        issue in module.PARLIAMENT_ACCEPTED
+        and all(_action(d).startswith(module.ACCEPTED_SERVICE) for d in details)
+        for module in JUSTIFIED
+    )
+
+
 def _unexplained(document: object) -> list[tuple[str, object]]:
-    """Findings on an identity policy, less the execution policy's justified ones."""
+    """Findings on an identity policy, less the justified ones."""
     return [
         (f.issue, f.detail)
         for f in analyze_policy_string(json.dumps(document)).findings
-        if not (
-            f.issue in pipeline_policies.PARLIAMENT_ACCEPTED
-            and all(d["action"].startswith(pipeline_policies.ACCEPTED_SERVICE) for d in f.detail)
-        )
+        if not _justified(f.issue, f.detail)
     ]
 
 

@@ -22,8 +22,10 @@ SCHEDULE = "aws:scheduler/schedule:Schedule"
 CODE = "aws:s3/bucketObjectv2:BucketObjectv2"
 
 
-def test_one_pipeline_per_model_built_from_real_outputs(recording: StackRecording) -> None:
-    (pipeline,) = recording.of_type(PIPELINE)
+def test_one_training_pipeline_per_model_built_from_real_outputs(
+    recording: StackRecording,
+) -> None:
+    pipeline = recording.named("mlops-pipelines-digits")
     role = recording.named("mlops-pipelines-execution-role")
     assert pipeline.inputs["pipelineName"] == f"mlops-{recording.stack}-digits-training"
     assert pipeline.inputs["roleArn"] == role.outputs["arn"]
@@ -159,3 +161,11 @@ def test_definitions_are_reused_until_an_input_changes(tmp_path: Path) -> None:
     faster = settings.model_copy(update={"cache_expiry": "P1D"})
     cached_definition(context, faster, "code-2", build, tmp_path)
     assert len(builds) == 3
+
+    def another_pipeline(ctx: object, _model: object) -> str:
+        builds.append("other")
+        return "{}"
+
+    # Same inputs, another pipeline (the deployment one): its own entry.
+    assert cached_definition(context, faster, "code-2", another_pipeline, tmp_path) == "{}"
+    assert builds[-1] == "other"

@@ -99,7 +99,11 @@ def test_failed_executions_reach_the_topic(recording: StackRecording) -> None:
 
 def test_a_failure_alarm_per_pipeline_with_actions(recording: StackRecording) -> None:
     topic = recording.named("mlops-monitoring-alerts")
-    alarms = {a.inputs["dimensions"]["PipelineName"]: a.inputs for a in recording.of_type(ALARM)}
+    alarms = {
+        a.inputs["dimensions"]["PipelineName"]: a.inputs
+        for a in recording.of_type(ALARM)
+        if a.inputs["metricName"] == "ExecutionFailed"
+    }
     assert set(alarms) == {
         f"mlops-{recording.stack}-{m}-training" for m in recording.settings.models
     }
@@ -125,8 +129,18 @@ def test_dashboard_shows_each_pipelines_executions(recording: StackRecording) ->
     dashboard = recording.named("mlops-monitoring-dashboard")
     assert dashboard.inputs["dashboardName"] == f"mlops-{recording.stack}"
     body = json.loads(dashboard.inputs["dashboardBody"])
-    executions, durations = body["widgets"]
+    executions, durations, invocations, latency = body["widgets"]
     pipeline = f"mlops-{recording.stack}-digits-training"
+    endpoint = f"mlops-{recording.stack}-digits"
+    assert [m[1] for m in invocations["properties"]["metrics"]] == [
+        "Invocations",
+        "Invocation4XXErrors",
+        "Invocation5XXErrors",
+    ]
+    assert latency["properties"]["stat"] == "p99"
+    assert latency["properties"]["metrics"] == [
+        ["AWS/SageMaker", "ModelLatency", "EndpointName", endpoint, "VariantName", "AllTraffic"]
+    ]
     assert [m[1] for m in executions["properties"]["metrics"]] == [
         "ExecutionStarted",
         "ExecutionSucceeded",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from components.environment import CLUSTER_ENDPOINT_SERVICES
+from components.environment import CLUSTER_ENDPOINT_SERVICES, DEPLOYMENT_ENDPOINT_SERVICES
 from components.network import INTERFACE_ENDPOINT_SERVICES
 from stacks.offline import StackRecording, evaluate_config
 from tests.conftest import stack_config
@@ -72,8 +72,13 @@ def test_interface_and_gateway_endpoints(recording: StackRecording) -> None:
     s3 = endpoints.pop(f"com.amazonaws.{region}.s3")
     assert s3["vpcEndpointType"] == "Gateway"
     assert len(s3["routeTableIds"]) >= 1
-    # A managed training cluster adds what its nodes need (tests/test_training_cluster.py).
-    services = (*INTERFACE_ENDPOINT_SERVICES, *CLUSTER_ENDPOINT_SERVICES)
+    # A managed training cluster and deployed models add what their nodes and deploy
+    # steps need (tests/test_training_cluster.py, tests/test_deployment_infra.py).
+    services = (
+        *INTERFACE_ENDPOINT_SERVICES,
+        *CLUSTER_ENDPOINT_SERVICES,
+        *DEPLOYMENT_ENDPOINT_SERVICES,
+    )
     assert set(endpoints) == {f"com.amazonaws.{region}.{s}" for s in services}
     for service in ("sagemaker.api", "sagemaker.runtime", "sagemaker.featurestore-runtime"):
         assert f"com.amazonaws.{region}.{service}" in endpoints

@@ -23,6 +23,11 @@ UNSCOPABLE_ACTIONS = (
     "ec2:Describe*",
     "ec2:GetInstanceTypesFromInstanceRequirements",
     "autoscaling:Describe*",
+    # Scalable targets get their ARN (a random id) only when registered.
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:Describe*",
     "sagemaker:Search",
     "sagemaker:List*",
 )

@@ -1,0 +1,109 @@
+"""IAM documents of the deployment pipelines (pure data): what the deploy step may do to this
+environment's endpoints, and what EventBridge may start when a package is approved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.aws_context import AwsContext
+
+# parliament findings accepted for the deploy policy (tests/test_iam_lint.py), and why.
+PARLIAMENT_ACCEPTED = {
+    "RESOURCE_STAR": (
+        "Application Auto Scaling gives a scalable target an ARN (a random id) only when it "
+        "is registered, so the deploy step cannot name it; accepted for its actions only"
+    ),
+}
+ACCEPTED_SERVICE = "application-autoscaling:"
+# SageMaker endpoint variants as Application Auto Scaling names them.
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+
+
+def deploy_policy(ctx: AwsContext, *, base: str, group_prefix: str) -> dict[str, Any]:
+    """Create and update this environment's models, endpoint configs and endpoints (all
+    named `<base>-*`) from this environment's approved packages, and scale them."""
+    named = [
+        ctx.arn("sagemaker", f"{kind}/{base}-*")
+        for kind in ("model", "endpoint-config", "endpoint")
+    ]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadThisEnvironmentsPackages",
+                "Effect": "Allow",
+                "Action": "sagemaker:DescribeModelPackage",
+                "Resource": ctx.arn("sagemaker", f"model-package/{group_prefix}*"),
+            },
+            {
+                "Sid": "DeployThisEnvironmentsEndpoints",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:CreateModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:AddTags",
+                ],
+                "Resource": named,
+            },
+            {
+                # Blue/green rollback alarms are checked when the update starts.
+                "Sid": "ReadRollbackAlarms",
+                "Effect": "Allow",
+                "Action": "cloudwatch:DescribeAlarms",
+                "Resource": ctx.arn("cloudwatch", f"alarm:{base}-*"),
+            },
+            {
+                # Scalable targets and policies have no ARN until they exist, and Application
+                # Auto Scaling has no condition key for the service they scale.
+                "Sid": "ScaleEndpointVariants",
+                "Effect": "Allow",
+                "Action": [
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:Describe*",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "AutoscalingServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": ctx.arn(
+                    "iam",
+                    f"role/aws-service-role/{AUTOSCALING_SERVICE}/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                    regional=False,
+                ),
+                "Condition": {"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
+            },
+        ],
+    }
+
+
+def approval_events_pattern(group_name: str) -> dict[str, Any]:
+    """A package of this group changed to Approved (by a person, or auto-approval in dev)."""
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": [group_name], "ModelApprovalStatus": ["Approved"]},
+    }
+
+
+def start_pipelines_policy(pipeline_arns: list[str]) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StartDeploymentPipelines",
+                "Effect": "Allow",
+                "Action": "sagemaker:StartPipelineExecution",
+                "Resource": pipeline_arns,
+            }
+        ],
+    }
