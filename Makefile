@@ -45,11 +45,13 @@ typecheck: $(STAMP)
 unit: $(STAMP) $(POLICY_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest
 
-# The embedded default: the offline plan of the dev stack, then the training pipeline run
-# locally against a real MLflow server on 127.0.0.1 (data kept in .local/ between runs).
+# The embedded default: the offline plan of the dev stack, the training pipeline run locally
+# against a real MLflow server on 127.0.0.1 (data kept in .local/ between runs), then the
+# champion served on 127.0.0.1 and asked a few digits.
 demo: $(STAMP)
 	$(BIN)/python -m stacks plan dev
 	$(BIN)/python -m pipelines run-local training
+	$(BIN)/python -m pipelines serve-local digits
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/program_eval.py

@@ -1,7 +1,9 @@
-"""`python -m pipelines`: print a pipeline's SageMaker definition, or run it locally.
+"""`python -m pipelines`: print a pipeline's SageMaker definition, run it locally, or serve
+the locally registered champion and send it a few requests.
 
-python -m pipelines definition training --env dev [--model digits]
+python -m pipelines definition training|deployment --env dev [--model digits]
 python -m pipelines run-local training [--env dev] [--model digits] [--port 5000]
+python -m pipelines serve-local [digits] [--port 5000] [--rows 5]
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from stacks.settings import ModelSettings
 if TYPE_CHECKING:
     from pipelines.local import LocalRunResult
 
-PIPELINES = ("training",)
+PIPELINES = ("training", "deployment")
+LOCAL_PIPELINES = ("training",)
 LOCAL_HOME = Path(".local")
 
 
@@ -33,13 +36,18 @@ def _model(env: str, pipeline: str, model: str | None) -> tuple[str, ModelSettin
         raise UsageError(f"unknown pipeline {pipeline!r}; pipelines: {', '.join(PIPELINES)}")
     if env not in committed_stacks():
         raise UsageError(f"--env {env!r}: no such stack; stacks: {', '.join(committed_stacks())}")
+    # A model is trained by its `pipeline`; the deployment pipeline serves deployed models.
     models = {
         name: settings
         for name, settings in load_stack_settings(env).models.items()
-        if settings.pipeline == pipeline
+        if (
+            settings.deployment is not None
+            if pipeline == "deployment"
+            else settings.pipeline == pipeline
+        )
     }
     if not models:
-        raise UsageError(f"stack {env!r} has no model trained by the {pipeline!r} pipeline")
+        raise UsageError(f"stack {env!r} has no model that the {pipeline!r} pipeline handles")
     if model is None:
         model = sorted(models)[0]
     if model not in models:
@@ -48,11 +56,14 @@ def _model(env: str, pipeline: str, model: str | None) -> tuple[str, ModelSettin
 
 
 def _definition(args: argparse.Namespace) -> int:
+    from pipelines import deployment, training
     from pipelines.context import context_for_stack
-    from pipelines.training import definition_json
 
     name, model = _model(args.env, args.pipeline, args.model)
-    sys.stdout.write(definition_json(context_for_stack(args.env, name), model) + "\n")
+    build = (
+        deployment.definition_json if args.pipeline == "deployment" else training.definition_json
+    )
+    sys.stdout.write(build(context_for_stack(args.env, name), model) + "\n")
     return 0
 
 
@@ -61,6 +72,11 @@ def _run_local(args: argparse.Namespace, console: Console) -> int:
     from pipelines.mlflow_server import MlflowServerError, running_server
     from pipelines.steps.preprocess import DataValidationError
 
+    if args.pipeline not in LOCAL_PIPELINES:
+        raise UsageError(
+            f"run-local runs {', '.join(LOCAL_PIPELINES)}; the {args.pipeline!r} pipeline "
+            "runs in SageMaker (`make demo` serves the local champion instead)"
+        )
     name, model = _model(args.env, args.pipeline, args.model)
     home: Path = args.home
     console.print(f"MLflow server on 127.0.0.1:{args.port} (data in {home / 'mlflow'}) ...")
@@ -77,6 +93,36 @@ def _run_local(args: argparse.Namespace, console: Console) -> int:
     except (GateFailed, DataValidationError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
+    return 0
+
+
+def _serve_local(args: argparse.Namespace, console: Console) -> int:
+    from pipelines.mlflow_server import MlflowServerError, running_server
+    from pipelines.serve_local import (
+        NoChampion,
+        ScoringServerError,
+        interrupt_on_sigterm,
+        serve_and_ask,
+    )
+
+    if args.rows < 1:
+        raise UsageError(f"--rows {args.rows}: send at least one request")
+    home: Path = args.home
+    console.print(f"MLflow server on 127.0.0.1:{args.port} (data in {home / 'mlflow'}) ...")
+    try:
+        with interrupt_on_sigterm(), running_server(home / "mlflow", args.port) as server:
+            console.print(f"[green]✓[/] MLflow     {server.url}")
+            serve_and_ask(args.model, server.url, console, args.rows, home / "scoring-server.log")
+    except NoChampion as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    except (MlflowServerError, ScoringServerError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; the scoring server and the MLflow server were stopped\n")
+        return 130
+    console.print(f"[green]✓[/] {'Stopped':<10} MLflow server")
     return 0
 
 
@@ -108,12 +154,21 @@ def main(argv: list[str] | None = None) -> int:
     run_local.add_argument("--port", type=int, default=5000, help="MLflow server port")
     run_local.add_argument("--home", type=Path, default=LOCAL_HOME, help="local data folder")
     run_local.add_argument("--threshold", type=float, help="override the quality threshold")
+    serve_local = commands.add_parser(
+        "serve-local", help="serve the local champion on 127.0.0.1 and send it a few requests"
+    )
+    serve_local.add_argument("model", nargs="?", default="digits", help="registered model")
+    serve_local.add_argument("--port", type=int, default=5000, help="MLflow server port")
+    serve_local.add_argument("--home", type=Path, default=LOCAL_HOME, help="local data folder")
+    serve_local.add_argument("--rows", type=int, default=5, help="held-out digits to send")
     args = parser.parse_args(argv)
 
     console = Console()
     try:
         if args.command == "definition":
             return _definition(args)
+        if args.command == "serve-local":
+            return _serve_local(args, console)
         return _run_local(args, console)
     except (UsageError, SettingsError) as exc:
         sys.stderr.write(f"error: {exc}\n")

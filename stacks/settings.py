@@ -215,9 +215,9 @@ class BudgetSettings(StrictModel):
     monthly_limit_usd: float = Field(gt=0)
     alert_emails: list[Email] = Field(min_length=1, max_length=10)
     # Alert when actual spend passes these percentages of the limit...
-    actual_alert_percents: list[Percent] = Field(default=[80, 100], min_length=1)
+    actual_alert_percents: list[Percent] = Field(default=[100], min_length=1)
     # ...and when the month's forecast passes this one (None: no forecast alert).
-    forecast_alert_percent: Percent | None = 100
+    forecast_alert_percent: Percent | None = 80
 
 
 InstanceType = Annotated[str, matching(r"ml\.[a-z0-9-]+\.[a-z0-9]+", "ml.g5.xlarge")]

@@ -151,6 +151,7 @@ def test_monthly_budget_alerts_on_this_environments_spend(recording: StackRecord
 
 def test_prod_alerts_earlier_and_reaches_finops(prod: StackRecording) -> None:
     (budget,) = prod.of_type("aws:budgets/budget:Budget")
-    thresholds = sorted(n["threshold"] for n in budget.inputs["notifications"])
-    assert thresholds == [50, 80, 100, 100]
+    alerts = sorted((n["notificationType"], n["threshold"]) for n in budget.inputs["notifications"])
+    # Actual spend at half, 80 % and the whole limit; the forecast at 80 % (the default).
+    assert alerts == [("ACTUAL", 50), ("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 80)]
     assert "ml-finops@example.com" in budget.inputs["notifications"][0]["subscriberEmailAddresses"]

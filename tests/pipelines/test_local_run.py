@@ -103,10 +103,24 @@ def test_cli_definition_prints_the_pipeline(capsys: pytest.CaptureFixture[str]) 
     assert [s["Name"] for s in definition["Steps"]][:3] == ["Preprocess", "Train", "Evaluate"]
 
 
+def test_cli_definition_prints_the_deployment_pipeline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["definition", "deployment", "--env", "prod"]) == 0
+    definition = json.loads(capsys.readouterr().out)
+    assert [s["Name"] for s in definition["Steps"]] == ["Deploy"]
+    parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert parameters["EndpointInstanceCount"] == 2
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["definition", "inference"], "unknown pipeline 'inference'; pipelines: training"),
+        (
+            ["definition", "inference"],
+            "unknown pipeline 'inference'; pipelines: training, deployment",
+        ),
+        (["run-local", "deployment"], "the 'deployment' pipeline runs in SageMaker"),
         (["definition", "training", "--env", "staging"], "--env 'staging': no such stack"),
         (["definition", "training", "--model", "mnist"], "--model 'mnist': not in stack 'dev'"),
         (["run-local", "training", "--model", "mnist"], "models: digits"),
