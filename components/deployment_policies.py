@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.aws_context import AwsContext
+from pipelines.steps.monitor import ANALYZER_REPOSITORY
 
 # parliament findings accepted for the deploy policy (tests/test_iam_lint.py), and why.
 PARLIAMENT_ACCEPTED = {
@@ -19,9 +20,13 @@ ACCEPTED_SERVICE = "application-autoscaling:"
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 
 
-def deploy_policy(ctx: AwsContext, *, base: str, group_prefix: str) -> dict[str, Any]:
+def deploy_policy(
+    ctx: AwsContext, *, base: str, group_prefix: str, analyzer_registry: str
+) -> dict[str, Any]:
     """Create and update this environment's models, endpoint configs and endpoints (all
-    named `<base>-*`) from this environment's approved packages, and scale them."""
+    named `<base>-*`) from this environment's approved packages, scale them, and put them
+    under Model Monitor (baselining jobs, job definitions, schedules, also `<base>-*`);
+    `analyzer_registry` is the account of the region's Model Monitor analyzer image."""
     named = [
         ctx.arn("sagemaker", f"{kind}/{base}-*")
         for kind in ("model", "endpoint-config", "endpoint")
@@ -49,6 +54,40 @@ def deploy_policy(ctx: AwsContext, *, base: str, group_prefix: str) -> dict[str,
                     "sagemaker:AddTags",
                 ],
                 "Resource": named,
+            },
+            {
+                "Sid": "MonitorThisEnvironmentsEndpoints",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:CreateDataQualityJobDefinition",
+                    "sagemaker:DescribeDataQualityJobDefinition",
+                    "sagemaker:CreateMonitoringSchedule",
+                    "sagemaker:DescribeMonitoringSchedule",
+                    "sagemaker:UpdateMonitoringSchedule",
+                ],
+                "Resource": [
+                    ctx.arn("sagemaker", f"{kind}/{base}-*")
+                    for kind in (
+                        "processing-job",
+                        "data-quality-job-definition",
+                        "monitoring-schedule",
+                    )
+                ],
+            },
+            {
+                # The baselining and monitoring jobs run AWS's analyzer image.
+                "Sid": "PullModelMonitorAnalyzer",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                "Resource": AwsContext(analyzer_registry, ctx.region).arn(
+                    "ecr", f"repository/{ANALYZER_REPOSITORY}"
+                ),
             },
             {
                 # Blue/green rollback alarms are checked when the update starts.

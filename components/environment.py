@@ -23,6 +23,7 @@ from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Names
 from components.network import Network, NetworkArgs
+from components.retraining import DriftRetraining, DriftRetrainingArgs
 from components.shared_cluster import SharedCluster, SharedClusterArgs
 from components.team_namespaces import TeamNamespaces, TeamNamespacesArgs
 from components.training_cluster import TrainingCluster, TrainingClusterArgs
@@ -204,6 +205,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self._retrain_on_drift(name, settings, context, names, child)
         if self.cluster is not None:
             GpuMetrics(
                 f"{name}-gpu-metrics",
@@ -292,3 +294,36 @@ class MlopsEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
+
+    def _retrain_on_drift(
+        self,
+        name: str,
+        settings: Settings,
+        context: AwsContext,
+        names: Names,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """Deployed models that retrain when their endpoint's inputs drift."""
+        if self.pipelines is None:
+            return
+        for model, endpoint in sorted(self.pipelines.endpoint_names.items()):
+            deployment = settings.models[model].deployment
+            if deployment is None or not deployment.retrain_on_drift:
+                continue
+            DriftRetraining(
+                f"{name}-{model}-retraining",
+                DriftRetrainingArgs(
+                    model=model,
+                    context=context,
+                    names=names,
+                    endpoint_name=endpoint,
+                    training_pipeline_name=self.pipelines.pipeline_names[model],
+                    training_pipeline_arn=self.pipelines.pipeline_arns[model],
+                    cooldown_hours=deployment.retrain_cooldown_hours,
+                    alert_topic_arn=self.monitoring.alert_topic_arn,
+                    data_key_arn=self.encryption.data_key_arn,
+                    logs_key_arn=self.encryption.logs_key_arn,
+                    log_retention_days=settings.logging.retention_days,
+                ),
+                opts=child,
+            )

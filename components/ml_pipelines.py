@@ -28,6 +28,7 @@ from components.pipeline_policies import (
 )
 from components.step_code import StepCode, step_code
 from components.trust_policies import service_trust_policy
+from pipelines.steps.monitor import analyzer_registry
 from stacks.settings import ModelSettings, ScheduleSettings, Settings
 
 CODE_PREFIX = "code"
@@ -208,6 +209,7 @@ class MlPipelines(pulumi.ComponentResource):
                     args.context,
                     base=args.names.base,
                     group_prefix=args.names.model_package_group(""),
+                    analyzer_registry=analyzer_registry(args.context.region),
                 )
             ),
             opts=self._child(),

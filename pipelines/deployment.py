@@ -1,5 +1,7 @@
-"""The deployment pipeline: Deploy, one processing step that puts an approved model package
-on the model's real-time endpoint (pipelines/steps/deploy.py does the work).
+"""The deployment pipeline: Deploy puts an approved model package on the model's real-time
+endpoint (pipelines/steps/deploy.py), then Monitor baselines the training data and puts the
+endpoint under hourly data-quality monitoring (pipelines/steps/monitor.py; instance
+endpoints only: serverless ones capture no data).
 
 An EventBridge rule starts it when a package of the model's group turns Approved, passing
 the package ARN as `ModelPackageArn`; a person can start it by hand with any approved ARN.
@@ -23,8 +25,15 @@ if TYPE_CHECKING:
     from sagemaker.mlops.workflow.pipeline import Pipeline  # type: ignore[import-untyped]
 
 DEPLOY = "Deploy"
-PARAMETERS = ("ModelPackageArn", "EndpointInstanceType", "EndpointInstanceCount")
+MONITOR = "Monitor"
+PARAMETERS = (
+    "ModelPackageArn",
+    "EndpointInstanceType",
+    "EndpointInstanceCount",
+    "BaselineDataUri",
+)
 RESULT_OUTPUT = "result"
+MONITOR_OUTPUT = "monitor"
 # The endpoint's alarms (components/monitoring.py) that roll a blue/green shift back.
 ROLLBACK_ALARM_SUFFIXES = ("5xx", "latency-p99")
 # The deploy step only calls AWS APIs and waits: the smallest processing instance will do.
@@ -82,14 +91,22 @@ class _Builder(JobSteps):
         self.instance_count = ParameterInteger(
             name=PARAMETERS[2], default_value=deployment.instance_count
         )
+        # The data the monitor's baseline describes: the model's training data.
+        self.baseline_data = ParameterString(
+            name=PARAMETERS[3],
+            default_value=f"s3://{context.datasets_bucket}/{context.model_name}/raw/",
+        )
 
     def pipeline(self) -> Pipeline:
         from sagemaker.mlops.workflow.pipeline import Pipeline
 
+        deploy = self.deploy()
+        # Serverless endpoints capture no data: nothing to monitor.
+        steps = [deploy] if self.deployment.serverless else [deploy, self.monitor(deploy)]
         return Pipeline(
             name=self.context.pipeline_name,
-            parameters=[self.package, self.instance_type, self.instance_count],
-            steps=[self.deploy()],
+            parameters=[self.package, self.instance_type, self.instance_count, self.baseline_data],
+            steps=steps,
             sagemaker_session=self.session,
             pipeline_experiment_config=None,
         )
@@ -142,6 +159,44 @@ class _Builder(JobSteps):
             ),
             # Never cached: whether the endpoint already serves the package is the step's
             # own question, answered against the endpoint every time.
+            cache_config=None,
+            retry_policies=self.job_retries,
+        )
+
+    def monitor_arguments(self) -> list[Any]:
+        """The monitor step's command line (pipelines/steps/monitor.py's flags)."""
+        context = self.context
+        flags: dict[str, Any] = {
+            "--endpoint-name": self.endpoint,
+            "--baseline-data-uri": self.baseline_data,
+            # The models bucket keeps objects: job definitions refer to the baseline for good.
+            "--work-s3-uri": f"s3://{context.models_bucket}/monitoring/{context.model_name}/",
+            "--execution-role-arn": context.role_arn,
+            "--kms-key-arn": context.kms_key_arn,
+            "--subnet-ids": ",".join(context.subnet_ids),
+            "--security-group-ids": ",".join(context.security_group_ids),
+            "--region": context.region,
+            "--output": f"{PROCESSING_ROOT}/output/{MONITOR_OUTPUT}/result.json",
+        }
+        return [part for flag, value in flags.items() for part in (flag, value)]
+
+    def monitor(self, deploy: Any) -> Any:
+        """An hourly data-quality monitoring schedule on the endpoint, against a baseline of
+        the training data (pipelines/steps/monitor.py)."""
+        from sagemaker.mlops.workflow.steps import ProcessingStep
+
+        return ProcessingStep(
+            name=MONITOR,
+            step_args=self.processor("monitor", DEPLOY_INSTANCE).run(
+                inputs=[self.code_input()],
+                outputs=[
+                    self.processing_output(
+                        MONITOR, MONITOR_OUTPUT, f"{PROCESSING_ROOT}/output/{MONITOR_OUTPUT}"
+                    )
+                ],
+                arguments=self.monitor_arguments(),
+            ),
+            depends_on=[deploy],
             cache_config=None,
             retry_policies=self.job_retries,
         )

@@ -126,6 +126,15 @@ AWS_DEFAULT_REGION: EnvironmentVariable[str | None] = EnvironmentVariable(
 #: The model this pipeline trains; tags the parent run.
 MLOPS_MODEL_NAME: EnvironmentVariable[str] = EnvironmentVariable("MLOPS_MODEL_NAME", str, "digits")
 
+#: The retrain trigger (a Lambda function, pipelines/steps/retrain_trigger.py): the training
+#: pipeline Model Monitor violations start, and how long after its newest start it waits.
+MLOPS_TRAINING_PIPELINE_NAME: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_TRAINING_PIPELINE_NAME", _optional_str, None
+)
+MLOPS_RETRAIN_COOLDOWN_HOURS: EnvironmentVariable[float] = EnvironmentVariable(
+    "MLOPS_RETRAIN_COOLDOWN_HOURS", float, 24.0
+)
+
 # --- SageMaker training-container contract ------------------------------------------------------
 
 #: Everything written here is packed into the training job's model.tar.gz.

@@ -38,12 +38,20 @@ class DeploymentSettings(StrictModel):
     # The latency alarm (also a rollback alarm): model latency p99 above this, in ms.
     latency_p99_ms: int = Field(default=1000, ge=1, le=60000)
     serverless: ServerlessSettings | None = None
+    # Closed loop: Model Monitor violations on the endpoint start the training pipeline, at
+    # most once per cooldown (instance endpoints: serverless ones capture no data).
+    retrain_on_drift: bool = False
+    retrain_cooldown_hours: int = Field(default=24, ge=1, le=720)
 
     @model_validator(mode="after")
     def _capacity_ordered(self) -> DeploymentSettings:
         problems = []
         if self.max_capacity < self.min_capacity:
             problems.append(("max_capacity", f"must be >= min_capacity ({self.min_capacity})"))
+        if self.retrain_on_drift and self.serverless is not None:
+            problems.append(
+                ("retrain_on_drift", "needs an instance endpoint (serverless captures no data)")
+            )
         if not self.min_capacity <= self.instance_count <= self.max_capacity:
             problems.append(
                 (

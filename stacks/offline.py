@@ -325,7 +325,7 @@ def _alias_text(alias: Any) -> str:
 
 def _plain(value: Any) -> Any:
     """Inputs as plain JSON-like data (secrets unwrapped, integers as integers, file assets
-    as their paths)."""
+    as their paths, archives as their assets)."""
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:  # noqa: SLF001
             return _plain(value.get("value"))
@@ -334,6 +334,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, pulumi.FileAsset):
         return {"fileAsset": str(value.path)}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: _plain(asset) for name, asset in value.assets.items()}}
     # The wire format carries every number as a double; give integers back their type.
     if isinstance(value, float) and value.is_integer():
         return int(value)

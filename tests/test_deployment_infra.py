@@ -29,7 +29,9 @@ def test_a_deployment_pipeline_per_deployed_model(recording: StackRecording) -> 
     assert pipeline.inputs["pipelineName"] == f"mlops-{recording.stack}-digits-deployment"
     assert pipeline.inputs["roleArn"] == role.outputs["arn"]
     definition = json.loads(pipeline.inputs["pipelineDefinition"])
-    assert [step["Name"] for step in definition["Steps"]] == ["Deploy"]
+    steps = [step["Name"] for step in definition["Steps"]]
+    serverless = recording.settings.models["digits"].deployment.serverless  # type: ignore[union-attr]
+    assert steps == (["Deploy"] if serverless else ["Deploy", "Monitor"])
     # Built from the environment's real outputs: no placeholder is left.
     assert "{{" not in pipeline.inputs["pipelineDefinition"]
     arguments = definition["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"]
@@ -133,7 +135,12 @@ def test_dev_deploys_serverless(dev: StackRecording) -> None:
     ("stack", "change", "key", "message"),
     [
         ("prod", {"instance_count": 1, "min_capacity": 1}, "instance_count", ">= 2 in prod"),
-        ("prod", {"serverless": {"memory_mb": 2048}}, "serverless", "on instances (R4)"),
+        (
+            "prod",
+            {"serverless": {"memory_mb": 2048}, "retrain_on_drift": False},
+            "serverless",
+            "on instances (R4)",
+        ),
         ("test", {"instance_count": 3}, "instance_count", "within min_capacity..max_capacity"),
         ("test", {"min_capacity": 2, "max_capacity": 1, "instance_count": 2}, "max_capacity", ">="),
         ("dev", {"serverless": {"memory_mb": 1000}}, "serverless.memory_mb", "1024"),

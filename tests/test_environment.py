@@ -78,6 +78,9 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
     root = recording.named("mlops")
     assert root.type == "mlops:environment:MlopsEnvironment"
     children = {r.name: r.type for r in recording.children(root)}
+    deployment = recording.settings.models["digits"].deployment
+    if deployment is not None and deployment.retrain_on_drift:
+        assert children.pop("mlops-digits-retraining") == "mlops:retraining:DriftRetraining"
     assert children == {
         "mlops-aws": PROVIDER,
         "mlops-encryption": "mlops:encryption:Encryption",
@@ -116,9 +119,11 @@ def test_stack_exports_every_named_output(recording: StackRecording) -> None:
 
 def test_resource_counts_differ_by_environment() -> None:
     counts = {stack: len(recorded(stack).custom_resources) for stack in STACKS}
-    # prod has a third AZ, Object Lock, two GPU pools and two teams; dev has NAT egress
-    # (public subnet, IGW, NAT, EIP, routes); test is the smallest.
-    assert counts["prod"] > counts["dev"] > counts["test"]
+    # prod has a third AZ, Object Lock, two GPU pools and two teams: the most of all.
+    assert counts["prod"] > max(counts["dev"], counts["test"])
+    # dev alone has NAT egress (public subnets, IGW, NAT gateway, EIP, routes).
+    assert recorded("dev").count_by_type()["aws:ec2/natGateway:NatGateway"] == 1
+    assert recorded("test").count_by_type()["aws:ec2/natGateway:NatGateway"] == 0
 
 
 def test_policy_facts_on_the_environment_component(recording: StackRecording) -> None:

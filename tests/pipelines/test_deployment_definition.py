@@ -12,11 +12,13 @@ import pytest
 from pipelines.context import context_for_stack
 from pipelines.deployment import (
     DEPLOY,
+    MONITOR,
     PARAMETERS,
     NotDeployed,
     definition_json,
     rollback_alarm_names,
 )
+from pipelines.steps import monitor
 from pipelines.steps.deploy import build_parser
 from stacks.loader import load_stack_settings
 
@@ -38,21 +40,27 @@ def _resolved(value: Any, parameters: dict[str, Any]) -> str:
     return join["On"].join(_resolved(v, parameters) for v in join["Values"])
 
 
-def _arguments(definition: dict[str, Any], package: str) -> list[str]:
+def _arguments(definition: dict[str, Any], package: str, step_name: str = DEPLOY) -> list[str]:
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     defaults["ModelPackageArn"] = package
-    (step,) = definition["Steps"]
+    (step,) = [s for s in definition["Steps"] if s["Name"] == step_name]
     raw = step["Arguments"]["AppSpecification"]["ContainerArguments"]
     return [_resolved(value, defaults) for value in raw]
 
 
-@pytest.mark.parametrize("stack", ["dev", "test", "prod"])
-def test_one_uncached_deploy_step_with_parameters(stack: str) -> None:
+@pytest.mark.parametrize(
+    ("stack", "steps"),
+    [("dev", [DEPLOY]), ("test", [DEPLOY, MONITOR]), ("prod", [DEPLOY, MONITOR])],
+)
+def test_uncached_deploy_then_monitor_steps(stack: str, steps: list[str]) -> None:
     definition = _definition(stack)
     assert [p["Name"] for p in definition["Parameters"]] == list(PARAMETERS)
-    (step,) = definition["Steps"]
+    assert [s["Name"] for s in definition["Steps"]] == steps  # serverless (dev): no monitor
+    step = definition["Steps"][0]
     assert (step["Name"], step["Type"]) == (DEPLOY, "Processing")
-    assert "CacheConfig" not in step
+    assert all("CacheConfig" not in s for s in definition["Steps"])
+    if MONITOR in steps:
+        assert definition["Steps"][1]["DependsOn"] == [DEPLOY]
     retried = {e for policy in step["RetryPolicies"] for e in policy["ExceptionType"]}
     assert retried == {
         "SageMaker.CAPACITY_ERROR",
@@ -107,3 +115,14 @@ def test_a_model_without_deployment_settings_has_no_deployment_pipeline() -> Non
     model = settings.models["digits"].model_copy(update={"deployment": None})
     with pytest.raises(NotDeployed, match="'digits' has no deployment settings"):
         definition_json(context_for_stack("dev", "digits"), model)
+
+
+@pytest.mark.parametrize("stack", ["test", "prod"])
+def test_the_monitor_command_line_is_what_the_monitor_step_parses(stack: str) -> None:
+    definition = _definition(stack)
+    parsed = monitor.build_parser().parse_args(_arguments(definition, "unused", MONITOR))
+    assert parsed.endpoint_name == f"mlops-{stack}-digits"
+    assert parsed.baseline_data_uri.endswith("/digits/raw/")
+    # The models bucket keeps the baseline the schedule's job definition refers to.
+    assert parsed.work_s3_uri.startswith(f"s3://mlops-{stack}-models-")
+    assert parsed.region == "eu-west-1"

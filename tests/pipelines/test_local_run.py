@@ -108,7 +108,7 @@ def test_cli_definition_prints_the_deployment_pipeline(
 ) -> None:
     assert main(["definition", "deployment", "--env", "prod"]) == 0
     definition = json.loads(capsys.readouterr().out)
-    assert [s["Name"] for s in definition["Steps"]] == ["Deploy"]
+    assert [s["Name"] for s in definition["Steps"]] == ["Deploy", "Monitor"]
     parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
     assert parameters["EndpointInstanceCount"] == 2
 
