@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from components.aws_context import AwsContext
+from pipelines.training import TRAIN
 
 PIPELINE_METRICS = "AWS/Sagemaker/ModelBuildingPipeline"
 ENDPOINT_METRICS = "AWS/SageMaker"
+# What Model Monitor's data-quality jobs publish (one metric per feature and statistic).
+DRIFT_METRICS = "aws/sagemaker/Endpoints/data-metrics"
 DASHBOARD_PERIOD_SECONDS = 300
 
 
@@ -70,10 +73,10 @@ def failed_execution_pattern(pipeline_arns: list[str]) -> dict[str, Any]:
 def dashboard_body(
     region: str, pipeline_names: list[str], endpoint_names: list[str]
 ) -> dict[str, Any]:
-    """Pipeline executions started, succeeded and failed and how long they took; each
-    endpoint's invocations, errors and latency."""
+    """Pipeline executions started, succeeded and failed, how long they and their training
+    step took; each endpoint's invocations, errors, latency and data drift."""
 
-    def widget(title: str, stat: str, metrics: list[list[str]]) -> dict[str, Any]:
+    def widget(title: str, stat: str, metrics: list[list[Any]]) -> dict[str, Any]:
         return {
             "type": "metric",
             "width": 12,
@@ -94,6 +97,21 @@ def dashboard_body(
             for metric in names
         ]
 
+    def drift_widget() -> dict[str, Any]:
+        """Model Monitor's drift distance per feature (one series per feature, found by a
+        search: the features are the model's)."""
+        searches = [
+            [
+                {
+                    "expression": f"SEARCH('{{{DRIFT_METRICS},Endpoint,MonitoringSchedule}} "
+                    f"Endpoint=\"{endpoint}\" feature_baseline_drift', 'Maximum', 3600)",
+                    "id": f"drift{index}",
+                }
+            ]
+            for index, endpoint in enumerate(endpoint_names)
+        ]
+        return widget("Data drift by feature (Model Monitor)", "Maximum", searches)
+
     def pipeline_widget(title: str, metrics: list[str], stat: str) -> dict[str, Any]:
         series = [
             [PIPELINE_METRICS, metric, "PipelineName", name]
@@ -110,6 +128,14 @@ def dashboard_body(
                 "Sum",
             ),
             pipeline_widget("Pipeline execution duration (ms)", ["ExecutionDuration"], "Maximum"),
+            widget(
+                "Training step duration (ms)",
+                "Maximum",
+                [
+                    [PIPELINE_METRICS, "StepDuration", "PipelineName", name, "StepName", TRAIN]
+                    for name in pipeline_names
+                ],
+            ),
             *(
                 [
                     widget(
@@ -122,6 +148,7 @@ def dashboard_body(
                     widget(
                         "Endpoint model latency p99 (µs)", "p99", endpoint_metrics(["ModelLatency"])
                     ),
+                    drift_widget(),
                 ]
                 if endpoint_names
                 else []

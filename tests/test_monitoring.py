@@ -129,7 +129,7 @@ def test_dashboard_shows_each_pipelines_executions(recording: StackRecording) ->
     dashboard = recording.named("mlops-monitoring-dashboard")
     assert dashboard.inputs["dashboardName"] == f"mlops-{recording.stack}"
     body = json.loads(dashboard.inputs["dashboardBody"])
-    executions, durations, invocations, latency = body["widgets"]
+    executions, durations, training, invocations, latency, drift = body["widgets"]
     pipeline = f"mlops-{recording.stack}-digits-training"
     endpoint = f"mlops-{recording.stack}-digits"
     assert [m[1] for m in invocations["properties"]["metrics"]] == [
@@ -137,6 +137,11 @@ def test_dashboard_shows_each_pipelines_executions(recording: StackRecording) ->
         "Invocation4XXErrors",
         "Invocation5XXErrors",
     ]
+    step = ["StepDuration", "PipelineName", pipeline, "StepName", "Train"]
+    assert training["properties"]["metrics"] == [["AWS/Sagemaker/ModelBuildingPipeline", *step]]
+    ((search,),) = drift["properties"]["metrics"]
+    assert search["expression"].startswith("SEARCH('{aws/sagemaker/Endpoints/data-metrics,")
+    assert f'Endpoint="{endpoint}"' in search["expression"]
     assert latency["properties"]["stat"] == "p99"
     assert latency["properties"]["metrics"] == [
         ["AWS/SageMaker", "ModelLatency", "EndpointName", endpoint, "VariantName", "AllTraffic"]
