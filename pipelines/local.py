@@ -59,7 +59,7 @@ class LocalRunResult:
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def scoped_environment(values: dict[str, str]) -> Iterator[None]:
     """Step code reads MLflow settings from the environment, as in its container."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
@@ -122,7 +122,7 @@ def run_training(
         env.MLOPS_PIPELINE_EXECUTION_ID.name: execution_id,
         env.MLOPS_MODEL_NAME.name: model_name,
     }
-    with _environment(variables):
+    with scoped_environment(variables):
         raw = write_raw_dataset(run_dir / "raw")
         steps.run(
             "Preprocess",

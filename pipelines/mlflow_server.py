@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pipelines.processes import (
+    kill_group,
+    log_tail,
+    start_in_group,
+    terminate_group,
+    wait_until_ready,
+)
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -87,35 +93,25 @@ class MlflowServer:
         except OSError as exc:
             raise MlflowServerError(f"cannot use {self.home} for MLflow data: {exc}") from None
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 (our interpreter, fixed arguments)
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # its own process group, stopped as one
-            )
+        process = self._process = start_in_group(self.command(), self.log_path, env)
         try:
-            self._wait_until_healthy()
+            self._wait_until_healthy(process)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise MlflowServerError(
-                    f"MLflow server exited with status {self._process.returncode} while "
-                    f"starting:\n{self._log_tail()}"
-                )
-            if self._healthy():
-                return
-            time.sleep(0.25)
-        raise MlflowServerError(
-            f"MLflow server did not answer {self.url}/health within {self.start_timeout:.0f} s:"
-            f"\n{self._log_tail()}"
-        )
+    def _wait_until_healthy(self, process: subprocess.Popen[bytes]) -> None:
+        readiness = wait_until_ready(process, self._healthy, self.start_timeout, 0.25)
+        if readiness == "exited":
+            raise MlflowServerError(
+                f"MLflow server exited with status {process.returncode} while "
+                f"starting:\n{self._log_tail()}"
+            )
+        if readiness == "timed out":
+            raise MlflowServerError(
+                f"MLflow server did not answer {self.url}/health within"
+                f" {self.start_timeout:.0f} s:\n{self._log_tail()}"
+            )
 
     def _healthy(self) -> bool:
         try:
@@ -125,47 +121,18 @@ class MlflowServer:
             return False
 
     def _log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        # Workers that outlived their parent are still in the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        _wait_for_group_exit(process.pid)
+        terminate_group(process, STOP_TIMEOUT_SECONDS)
+        kill_group(process.pid, STOP_TIMEOUT_SECONDS)
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _wait_for_group_exit(pgid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-    """Killed orphans linger until their new parent reaps them; wait for that."""
-    deadline = time.monotonic() + timeout
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import statistics
 import subprocess
@@ -43,8 +42,15 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.data import FEATURES, LABEL
-from pipelines.local import CHAMPION
-from pipelines.mlflow_server import HOST, free_port, group_alive, port_is_free
+from pipelines.local import CHAMPION, scoped_environment
+from pipelines.mlflow_server import HOST, free_port, port_is_free
+from pipelines.processes import (
+    kill_group,
+    log_tail,
+    start_in_group,
+    terminate_group,
+    wait_until_ready,
+)
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
@@ -131,25 +137,11 @@ def _download(champion: Champion, tracking_uri: str, directory: Path) -> Path:
     """The version's files (MLmodel, model, environment) in a local directory."""
     import mlflow
 
-    with _environment({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+    with scoped_environment({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=champion.artifact_uri, dst_path=str(directory), tracking_uri=tracking_uri
         )
     return Path(local)
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # --- the scoring server ---------------------------------------------------------------------
@@ -198,35 +190,25 @@ class ScoringServer:
         if not port_is_free(self.port, self.host):
             raise ScoringServerError(f"port {self.port} on {self.host} is busy")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 (our interpreter, fixed arguments)
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.environment(),
-                start_new_session=True,  # its own process group, stopped as one
-            )
+        process = self._process = start_in_group(self.command(), self.log_path, self.environment())
         try:
-            self._wait_until_ready()
+            self._wait_until_ready(process)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise ScoringServerError(
-                    f"the scoring server exited with status {self._process.returncode} while "
-                    f"starting (log: {self.log_path}):\n{self._log_tail()}"
-                )
-            if self._ready():
-                return
-            time.sleep(0.2)
-        raise ScoringServerError(
-            f"the scoring server did not answer {self.url}/ping within "
-            f"{self.start_timeout:.0f} s (log: {self.log_path}):\n{self._log_tail()}"
-        )
+    def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
+        readiness = wait_until_ready(process, self._ready, self.start_timeout, 0.2)
+        if readiness == "exited":
+            raise ScoringServerError(
+                f"the scoring server exited with status {process.returncode} while "
+                f"starting (log: {self.log_path}):\n{self._log_tail()}"
+            )
+        if readiness == "timed out":
+            raise ScoringServerError(
+                f"the scoring server did not answer {self.url}/ping within "
+                f"{self.start_timeout:.0f} s (log: {self.log_path}):\n{self._log_tail()}"
+            )
 
     def _ready(self) -> bool:
         """/ping answers 200 once the model is loaded."""
@@ -237,11 +219,7 @@ class ScoringServer:
             return False
 
     def _log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -252,19 +230,9 @@ class ScoringServer:
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the group, SIGKILL to whatever is left, then wait until the group is gone."""
     if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    # Forked workers that outlived their parent are still in the group.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while group_alive(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)  # killed orphans linger until their new parent reaps them
+        terminate_group(process, STOP_TIMEOUT_SECONDS)
+    # Forked workers that outlived their parent are still in the group, even after a crash.
+    kill_group(process.pid, STOP_TIMEOUT_SECONDS)
 
 
 @contextlib.contextmanager

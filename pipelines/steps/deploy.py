@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +44,23 @@ from typing import Any, Literal, Protocol
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from pipelines.environment_variables import AWS_DEFAULT_REGION
+from pipelines.steps.aws_calls import (
+    RequestError,
+    already_exists,
+    boto3_client,
+    bounded_name,
+    check_name,
+    check_vpc,
+    could_not_find,
+    csv_list,
+    describe_error,
+    describe_or_none,
+    flag,
+    region_of,
+    report,
+    request_from_args,
+    short_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +70,6 @@ SUCCESSFUL_OUTCOMES = frozenset({"created", "updated", "unchanged"})
 
 #: The endpoint's one production variant. Blue/green updates need the same name in both configs.
 VARIANT_NAME = "AllTraffic"
-#: SageMaker's limit for model, endpoint-configuration and endpoint names.
-MAX_NAME_LENGTH = 63
-NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 #: Endpoint states that end on their own; the step waits them out.
 TRANSITIONAL_STATES = frozenset(
     {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
@@ -109,12 +121,8 @@ class AutoScalingClient(Protocol):
     def delete_scaling_policy(self, **kwargs: Any) -> Any: ...
 
 
-class DeployRequestError(ValueError):
-    """A request setting that cannot work; `field` names it (the CLI turns it into its flag)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+class DeployRequestError(RequestError):
+    """A deploy request setting that cannot work; `field` names it."""
 
 
 class _Refused(Exception):
@@ -174,12 +182,7 @@ class DeployRequest:
         return self.serverless_memory_mb is not None
 
     def _check_names(self) -> None:
-        if not NAME_PATTERN.fullmatch(self.endpoint_name):
-            raise DeployRequestError(
-                "endpoint_name",
-                f"{self.endpoint_name!r} is not a SageMaker name (letters, digits and hyphens,"
-                f" at most {MAX_NAME_LENGTH} characters, no leading or trailing hyphen)",
-            )
+        check_name("endpoint_name", self.endpoint_name, DeployRequestError)
         for name in ("model_package_arn", "execution_role_arn", "kms_key_arn"):
             if not getattr(self, name):
                 raise DeployRequestError(name, "must not be empty")
@@ -231,11 +234,7 @@ class DeployRequest:
             )
         if self.target_invocations_per_instance <= 0:
             raise DeployRequestError("target_invocations_per_instance", "must be positive")
-        if bool(self.subnet_ids) != bool(self.security_group_ids):
-            raise DeployRequestError(
-                "subnet_ids" if not self.subnet_ids else "security_group_ids",
-                "a VPC configuration needs both subnets and security groups",
-            )
+        check_vpc(self.subnet_ids, self.security_group_ids, DeployRequestError)
         if not MIN_DEPLOYMENT_TIMEOUT <= self.timeout_seconds <= MAX_DEPLOYMENT_TIMEOUT:
             raise DeployRequestError(
                 "timeout_seconds",
@@ -266,20 +265,6 @@ class DeployResult:
 
 
 # --- names and specifications ---------------------------------------------------------------
-
-
-def _short_hash(text: str, length: int) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
-def bounded_name(base: str, suffix: str) -> str:
-    """`base + suffix`, or where that exceeds SageMaker's 63 characters, `base` cut short and
-    tagged with a hash of the whole base (so two long bases with one prefix stay apart)."""
-    if len(base) + len(suffix) <= MAX_NAME_LENGTH:
-        return base + suffix
-    tag = "-" + _short_hash(base, 6)
-    keep = MAX_NAME_LENGTH - len(suffix) - len(tag)
-    return base[:keep].rstrip("-") + tag + suffix
 
 
 def model_name_for(endpoint_name: str, version: int) -> str:
@@ -337,7 +322,7 @@ def endpoint_config_spec(request: DeployRequest, model_name: str) -> dict[str, A
 
 def endpoint_config_name_for(model_name: str, spec: Mapping[str, Any]) -> str:
     """`<model>-<8 hex of the settings' hash>`: new settings, new (immutable) configuration."""
-    digest = _short_hash(json.dumps(spec, sort_keys=True, separators=(",", ":")), 8)
+    digest = short_hash(json.dumps(spec, sort_keys=True, separators=(",", ":")))
     return bounded_name(model_name, f"-{digest}")
 
 
@@ -406,42 +391,9 @@ def plan_deployment(request: DeployRequest, version: int) -> DeployPlan:
 # --- SageMaker calls ------------------------------------------------------------------------
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _error_message(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Message", "")) or str(error)
-
-
-def _is_missing(error: ClientError) -> bool:
-    """SageMaker answers a Describe* of something that does not exist with a ValidationException
-    saying "Could not find ..."."""
-    return (
-        _error_code(error) == "ValidationException"
-        and "could not find" in _error_message(error).lower()
-    )
-
-
-def _describe_error(error: ClientError) -> str:
-    """`<Operation> failed: <code>: <message>`, for results and logs."""
-    operation = getattr(error, "operation_name", None) or "an AWS call"
-    return f"{operation} failed: {_error_code(error)}: {_error_message(error)}"
-
-
-def _already_exists(error: ClientError) -> bool:
-    return "already exist" in _error_message(error).lower()
-
-
 def _describe(call: Callable[..., Any], **params: Any) -> dict[str, Any] | None:
-    """A Describe* answer, or None where the thing does not exist."""
-    try:
-        answer: dict[str, Any] = call(**params)
-    except ClientError as error:
-        if _is_missing(error):
-            return None
-        raise
-    return answer
+    """A Describe* answer, or None where SageMaker "could not find" the thing."""
+    return describe_or_none(call, could_not_find, **params)
 
 
 def _package_problem(arn: str, package: Mapping[str, Any]) -> str | None:
@@ -469,7 +421,7 @@ def _ensure_model(sagemaker: SageMakerClient, request: DeployRequest, plan: Depl
         try:
             sagemaker.create_model(**plan.model)
         except ClientError as error:
-            if not _already_exists(error):
+            if not already_exists(error):
                 raise
         logger.info("model %s created for %s", plan.model_name, request.model_package_arn)
         return
@@ -490,7 +442,7 @@ def _ensure_endpoint_config(sagemaker: SageMakerClient, plan: DeployPlan) -> Non
     try:
         sagemaker.create_endpoint_config(**plan.config)
     except ClientError as error:
-        if not _already_exists(error):
+        if not already_exists(error):
             raise
     logger.info("endpoint configuration %s created", plan.config_name)
     _describe(sagemaker.describe_endpoint_config, EndpointConfigName=plan.config_name)
@@ -758,7 +710,7 @@ class _Deployment:
             changes = ensure_autoscaling(self.autoscaling, self.request, self.request.endpoint_name)
         except ClientError as error:
             return self.result(
-                "failed", f"{message}, but auto scaling was not set up: {_describe_error(error)}"
+                "failed", f"{message}, but auto scaling was not set up: {describe_error(error)}"
             )
         note = f"; auto scaling: {', '.join(changes)}" if changes else ""
         return self.result(outcome, message + note)
@@ -770,7 +722,7 @@ class _Deployment:
         try:
             _restore_autoscaling(self.autoscaling, self.request.endpoint_name, detached)
         except ClientError as error:
-            return f"; auto scaling could not be restored: {_describe_error(error)}"
+            return f"; auto scaling could not be restored: {describe_error(error)}"
         return ""
 
     def create(self, plan: DeployPlan) -> DeployResult:
@@ -825,7 +777,7 @@ class _Deployment:
             self.sagemaker.update_endpoint(**params)
         except ClientError as error:
             return self.result(
-                "failed", f"{_describe_error(error)}{self.restore(detached)}; nothing changed"
+                "failed", f"{describe_error(error)}{self.restore(detached)}; nothing changed"
             )
         logger.info(
             "endpoint %s updating from %s to %s",
@@ -883,7 +835,7 @@ def deploy(
     try:
         result = deployment.run()
     except ClientError as error:
-        result = deployment.result("failed", _describe_error(error))
+        result = deployment.result("failed", describe_error(error))
     except (_Refused, _StillBusy) as stopped:
         result = deployment.result("failed", str(stopped))
     log = logger.info if result.succeeded else logger.error
@@ -892,19 +844,6 @@ def deploy(
 
 
 # --- command line ---------------------------------------------------------------------------
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    """A comma-separated list; empty items dropped ("" is the empty list)."""
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def _region_of(arn: str) -> str | None:
-    """The region field of an ARN (`arn:aws:sagemaker:<region>:...`), or None."""
-    parts = arn.split(":")
-    if len(parts) > 3 and parts[3]:
-        return parts[3]
-    return None
 
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(DeployRequest)}
@@ -923,9 +862,9 @@ def build_parser() -> argparse.ArgumentParser:
         "kms_key_arn",
         "data_capture_s3_uri",
     ):
-        parser.add_argument(_flag(name), required=True)
+        parser.add_argument(flag(name), required=True)
     for name in ("subnet_ids", "security_group_ids", "rollback_alarm_names"):
-        parser.add_argument(_flag(name), type=_csv, default=())
+        parser.add_argument(flag(name), type=csv_list, default=())
     for name in (
         "capture_percentage",
         "instance_count",
@@ -935,12 +874,12 @@ def build_parser() -> argparse.ArgumentParser:
         "wait_interval_seconds",
         "timeout_seconds",
     ):
-        parser.add_argument(_flag(name), type=int, default=_DEFAULTS[name])
-    parser.add_argument(_flag("serverless_memory_mb"), type=int, default=None)
-    parser.add_argument(_flag("serverless_max_concurrency"), type=int, default=None)
-    parser.add_argument(_flag("instance_type"), default=_DEFAULTS["instance_type"])
+        parser.add_argument(flag(name), type=int, default=_DEFAULTS[name])
+    parser.add_argument(flag("serverless_memory_mb"), type=int, default=None)
+    parser.add_argument(flag("serverless_max_concurrency"), type=int, default=None)
+    parser.add_argument(flag("instance_type"), default=_DEFAULTS["instance_type"])
     for name in ("target_invocations_per_instance", "poll_seconds"):
-        parser.add_argument(_flag(name), type=float, default=_DEFAULTS[name])
+        parser.add_argument(flag(name), type=float, default=_DEFAULTS[name])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument(
         "--region", default=None, help="default: AWS_DEFAULT_REGION, else the package ARN's"
@@ -948,42 +887,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _flag(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
-
-
 def parse_args(argv: Sequence[str] | None = None) -> tuple[DeployRequest, argparse.Namespace]:
     """The request from the command line; an invalid value exits with an error naming its flag."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    names = {field.name for field in dataclasses.fields(DeployRequest)}
-    try:
-        request = DeployRequest(**{name: getattr(args, name) for name in names})
-    except DeployRequestError as error:
-        message = str(error).removeprefix(f"{error.field}: ")
-        parser.error(f"argument {_flag(error.field)}: {message}")
-    return request, args
+    return request_from_args(parser, args, DeployRequest), args
 
 
 def make_clients(region: str | None) -> tuple[SageMakerClient, AutoScalingClient]:
     """boto3 `sagemaker` and `application-autoscaling` clients for `region`, with botocore's
     standard retry mode (throttling and transient errors retried with backoff)."""
-    import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config  # type: ignore[import-untyped]
-
-    config = Config(retries={"mode": "standard", "max_attempts": 5})
-    sagemaker: SageMakerClient = boto3.client("sagemaker", region_name=region, config=config)
-    autoscaling: AutoScalingClient = boto3.client(
-        "application-autoscaling", region_name=region, config=config
-    )
+    sagemaker: SageMakerClient = boto3_client("sagemaker", region)
+    autoscaling: AutoScalingClient = boto3_client("application-autoscaling", region)
     return sagemaker, autoscaling
-
-
-def write_result(result: DeployResult, path: Path) -> Path:
-    """The result as a JSON object at `path` (parent directories created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dataclasses.asdict(result), indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -991,16 +907,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     updated, unchanged), 1 when it does not (rolled_back, failed)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     request, args = parse_args(argv)
-    region = args.region or AWS_DEFAULT_REGION.get() or _region_of(request.model_package_arn)
+    region = args.region or AWS_DEFAULT_REGION.get() or region_of(request.model_package_arn)
     sagemaker, autoscaling = make_clients(region)
     # time.sleep looked up now, not when deploy() was defined: tests replace it.
     result = deploy(sagemaker, autoscaling, request, sleep=time.sleep)
-    write_result(result, args.output)
-    sys.stdout.write(
-        f"deploy {result.outcome}: {result.endpoint_name} {result.endpoint_config_name}".rstrip()
-        + f" - {result.message}\n"
+    return report(
+        result,
+        args.output,
+        f"deploy {result.outcome}: {result.endpoint_name} {result.endpoint_config_name}",
     )
-    return 0 if result.succeeded else 1
 
 
 if __name__ == "__main__":

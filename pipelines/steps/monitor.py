@@ -44,7 +44,23 @@ from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from pipelines.data import LABEL
 from pipelines.environment_variables import AWS_DEFAULT_REGION
-from pipelines.steps.deploy import MAX_NAME_LENGTH, NAME_PATTERN, bounded_name
+from pipelines.steps.aws_calls import (
+    RequestError,
+    boto3_client,
+    bounded_name,
+    check_name,
+    check_vpc,
+    csv_list,
+    describe_error,
+    describe_or_none,
+    error_code,
+    error_message,
+    flag,
+    region_of,
+    report,
+    request_from_args,
+    short_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +146,8 @@ class S3Client(Protocol):
     def put_object(self, **kwargs: Any) -> Any: ...
 
 
-class MonitorRequestError(ValueError):
-    """A request setting that cannot work; `field` names it (the CLI turns it into its flag)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+class MonitorRequestError(RequestError):
+    """A monitor request setting that cannot work; `field` names it."""
 
 
 class _Refused(Exception):
@@ -179,12 +191,7 @@ class MonitorRequest:
             if not value.startswith("s3://") or len(value.rstrip("/")) <= len("s3://"):
                 raise MonitorRequestError(name, f"must be an s3:// URI, got {value!r}")
             object.__setattr__(self, name, _prefix(value))
-        if not NAME_PATTERN.fullmatch(self.endpoint_name):
-            raise MonitorRequestError(
-                "endpoint_name",
-                f"{self.endpoint_name!r} is not a SageMaker name (letters, digits and hyphens,"
-                f" at most {MAX_NAME_LENGTH} characters, no leading or trailing hyphen)",
-            )
+        check_name("endpoint_name", self.endpoint_name, MonitorRequestError)
         for name in ("execution_role_arn", "kms_key_arn", "label_column"):
             if not getattr(self, name):
                 raise MonitorRequestError(name, "must not be empty")
@@ -192,11 +199,7 @@ class MonitorRequest:
             raise MonitorRequestError(
                 "region", f"no Model Monitor analyzer image known for {self.region!r}"
             )
-        if bool(self.subnet_ids) != bool(self.security_group_ids):
-            raise MonitorRequestError(
-                "subnet_ids" if not self.subnet_ids else "security_group_ids",
-                "a VPC configuration needs both subnets and security groups",
-            )
+        check_vpc(self.subnet_ids, self.security_group_ids, MonitorRequestError)
         self._check_ranges()
 
     def _check_ranges(self) -> None:
@@ -239,11 +242,6 @@ class MonitorResult:
 
 
 # --- names and specifications ---------------------------------------------------------------
-
-
-def _short_hash(value: Any, length: int = 8) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
 def analyzer_registry(region: str) -> str:
@@ -329,7 +327,7 @@ def baseline_job_spec(request: MonitorRequest, input_uri: str) -> dict[str, Any]
 
 def baseline_job_name_for(request: MonitorRequest, input_uri: str, attempt: int = 1) -> str:
     """`<endpoint>-baseline-<hash>`, `-r<attempt>` appended from the second attempt on."""
-    base = f"-baseline-{_short_hash(baseline_job_spec(request, input_uri))}"
+    base = f"-baseline-{short_hash(baseline_job_spec(request, input_uri))}"
     return bounded_name(request.endpoint_name, base + (f"-r{attempt}" if attempt > 1 else ""))
 
 
@@ -381,7 +379,7 @@ def job_definition_spec(
 
 
 def job_definition_name_for(request: MonitorRequest, spec: Mapping[str, Any]) -> str:
-    return bounded_name(request.endpoint_name, f"-dq-{_short_hash(dict(spec))}")
+    return bounded_name(request.endpoint_name, f"-dq-{short_hash(dict(spec))}")
 
 
 def schedule_config(request: MonitorRequest, job_definition_name: str) -> dict[str, Any]:
@@ -395,38 +393,20 @@ def schedule_config(request: MonitorRequest, job_definition_name: str) -> dict[s
 # --- AWS helpers ----------------------------------------------------------------------------
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _error_message(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Message", "")) or str(error)
-
-
-def _describe_error(error: ClientError) -> str:
-    operation = getattr(error, "operation_name", None) or "an AWS call"
-    return f"{operation} failed: {_error_code(error)}: {_error_message(error)}"
-
-
 def _is_missing(error: ClientError) -> bool:
     """SageMaker's Describe* of something missing: ResourceNotFound (the API model's error for
     DescribeProcessingJob, DescribeDataQualityJobDefinition, DescribeMonitoringSchedule) or a
     ValidationException "Could not find ..." (what SageMaker answers in practice for several)."""
-    code = _error_code(error)
-    message = _error_message(error).lower()
+    code = error_code(error)
+    message = error_message(error).lower()
     return code in {"ResourceNotFound", "ResourceNotFoundException", "404", "NoSuchKey"} or (
         code == "ValidationException" and ("could not find" in message or "not found" in message)
     )
 
 
 def _describe(call: Callable[..., Any], **params: Any) -> dict[str, Any] | None:
-    try:
-        answer: dict[str, Any] = call(**params)
-    except ClientError as error:
-        if _is_missing(error):
-            return None
-        raise
-    return answer
+    """A Describe* (or S3 HeadObject) answer, or None where `_is_missing` says it is missing."""
+    return describe_or_none(call, _is_missing, **params)
 
 
 # --- 1. baseline input ----------------------------------------------------------------------
@@ -566,7 +546,7 @@ def ensure_job_definition(
         try:
             sagemaker.create_data_quality_job_definition(JobDefinitionName=name, **spec)
         except ClientError as error:
-            if _error_code(error) != "ResourceInUse":
+            if error_code(error) != "ResourceInUse":
                 raise
         logger.info("data quality job definition %s created", name)
     return name
@@ -648,7 +628,7 @@ def put_under_monitoring(
         outcome, message = ensure_schedule(sagemaker, request, state["definition"])
         answer = result(outcome, message)
     except ClientError as error:
-        answer = result("failed", _describe_error(error))
+        answer = result("failed", describe_error(error))
     except _Refused as stopped:
         answer = result("failed", str(stopped))
     log = logger.info if answer.succeeded else logger.error
@@ -657,15 +637,6 @@ def put_under_monitoring(
 
 
 # --- command line ---------------------------------------------------------------------------
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    """A comma-separated list; empty items dropped ("" is the empty list)."""
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def _flag(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
 
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(MonitorRequest)}
@@ -685,14 +656,14 @@ def build_parser() -> argparse.ArgumentParser:
         "execution_role_arn",
         "kms_key_arn",
     ):
-        parser.add_argument(_flag(name), required=True)
+        parser.add_argument(flag(name), required=True)
     for name in ("subnet_ids", "security_group_ids"):
-        parser.add_argument(_flag(name), type=_csv, default=())
+        parser.add_argument(flag(name), type=csv_list, default=())
     for name in ("label_column", "instance_type", "schedule_expression"):
-        parser.add_argument(_flag(name), default=_DEFAULTS[name])
+        parser.add_argument(flag(name), default=_DEFAULTS[name])
     for name in ("volume_size_gb", "max_runtime_seconds", "timeout_seconds"):
-        parser.add_argument(_flag(name), type=int, default=_DEFAULTS[name])
-    parser.add_argument(_flag("poll_seconds"), type=float, default=_DEFAULTS["poll_seconds"])
+        parser.add_argument(flag(name), type=int, default=_DEFAULTS[name])
+    parser.add_argument(flag("poll_seconds"), type=float, default=_DEFAULTS["poll_seconds"])
     parser.add_argument(
         "--region", default=None, help="default: AWS_DEFAULT_REGION, else the KMS key ARN's"
     )
@@ -700,41 +671,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _region_of(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[3] if len(parts) > 3 else ""
-
-
 def parse_args(argv: Sequence[str] | None = None) -> tuple[MonitorRequest, argparse.Namespace]:
     """The request from the command line; an invalid value exits with an error naming its flag."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.region = args.region or AWS_DEFAULT_REGION.get() or _region_of(args.kms_key_arn)
-    names = {field.name for field in dataclasses.fields(MonitorRequest)}
-    try:
-        request = MonitorRequest(**{name: getattr(args, name) for name in names})
-    except MonitorRequestError as error:
-        message = str(error).removeprefix(f"{error.field}: ")
-        parser.error(f"argument {_flag(error.field)}: {message}")
-    return request, args
+    args.region = args.region or AWS_DEFAULT_REGION.get() or region_of(args.kms_key_arn) or ""
+    return request_from_args(parser, args, MonitorRequest), args
 
 
 def make_clients(region: str) -> tuple[SageMakerClient, S3Client]:
     """boto3 `sagemaker` and `s3` clients for `region`, with standard retries."""
-    import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config  # type: ignore[import-untyped]
-
-    config = Config(retries={"mode": "standard", "max_attempts": 5})
-    sagemaker: SageMakerClient = boto3.client("sagemaker", region_name=region, config=config)
-    s3: S3Client = boto3.client("s3", region_name=region, config=config)
+    sagemaker: SageMakerClient = boto3_client("sagemaker", region)
+    s3: S3Client = boto3_client("s3", region)
     return sagemaker, s3
-
-
-def write_result(result: MonitorResult, path: Path) -> Path:
-    """The result as a JSON object at `path` (parent directories created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dataclasses.asdict(result), indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -745,12 +694,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sagemaker, s3 = make_clients(request.region)
     # time.sleep looked up now, not when put_under_monitoring() was defined: tests replace it.
     result = put_under_monitoring(sagemaker, s3, request, sleep=time.sleep)
-    write_result(result, args.output)
-    sys.stdout.write(
-        f"monitor {result.outcome}: {result.schedule_name} {result.job_definition_name}".rstrip()
-        + f" - {result.message}\n"
+    return report(
+        result,
+        args.output,
+        f"monitor {result.outcome}: {result.schedule_name} {result.job_definition_name}",
     )
-    return 0 if result.succeeded else 1
 
 
 if __name__ == "__main__":

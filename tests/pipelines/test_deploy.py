@@ -14,30 +14,36 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
 from pipelines.steps import deploy as deploy_step
+from pipelines.steps.aws_calls import bounded_name
 from pipelines.steps.deploy import (
     DeployRequest,
     DeployRequestError,
-    bounded_name,
     deploy,
     main,
     model_name_for,
     plan_deployment,
 )
+from tests.pipelines.aws_stubs import (
+    ACCOUNT,
+    RecordsCalls,
+    assert_bad_flag_exits,
+    loopback_only,  # noqa: F401 - autouse: no test leaves loopback
+    replace_clients,
+    sagemaker_arn,
+    stubbed_client,
+)
 from tests.pipelines.moto_server import REGION, moto_client, moto_server, moto_url  # noqa: F401
 
-ACCOUNT = "123456789012"
 ENDPOINT = "digits"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlops-endpoint"
 KMS = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -81,43 +87,16 @@ def make_request(**overrides: Any) -> DeployRequest:
     return DeployRequest(**settings)
 
 
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dummy credentials, no instance metadata, and any connection off loopback fails."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    connect = socket.socket.connect
-
-    def loopback_connect(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in (
-            "127.0.0.1",
-            "::1",
-        ):
-            raise AssertionError(f"a test tried to connect to {address!r}")
-        return connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_connect)
-
-
 # --- moto server ----------------------------------------------------------------------------
 
 
 @dataclass
-class Recorded:
+class Recorded(RecordsCalls):
     """The moto-backed clients and every call (operation, parameters) they made."""
 
     sagemaker: Any
     autoscaling: Any
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    def made(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == operation]
 
     def writes(self) -> list[str]:
         return [name for name, _ in self.calls if not name.startswith(("Describe", "List", "Get"))]
@@ -128,8 +107,7 @@ def aws(moto_url: str) -> Recorded:  # noqa: F811 - the fixture imported above
     recorded = Recorded(
         moto_client(moto_url, "sagemaker"), moto_client(moto_url, "application-autoscaling")
     )
-    for client in (recorded.sagemaker, recorded.autoscaling):
-        client.meta.events.register("provide-client-params", recorded.record)
+    recorded.listen(recorded.sagemaker, recorded.autoscaling)
     return recorded
 
 
@@ -245,12 +223,6 @@ def test_a_package_that_is_not_approved_deploys_nothing(aws: Recorded, status: s
 # --- Stubber --------------------------------------------------------------------------------
 
 
-def _client(service: str) -> Any:
-    return boto3.client(
-        service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
-
-
 @dataclass
 class Stubbed:
     """Real clients whose calls the stubbers answer in the order the test expects them."""
@@ -322,13 +294,17 @@ class Stubbed:
     ) -> None:
         """The model and the endpoint configuration do not exist yet and are created."""
         self._missing("describe_model", {"ModelName": model["ModelName"]}, "model")
-        self.sm.add_response("create_model", {"ModelArn": _arn("model", model["ModelName"])}, model)
+        self.sm.add_response(
+            "create_model", {"ModelArn": sagemaker_arn("model", model["ModelName"])}, model
+        )
         name = config["EndpointConfigName"]
         self._missing(
             "describe_endpoint_config", {"EndpointConfigName": name}, "endpoint configuration"
         )
         self.sm.add_response(
-            "create_endpoint_config", {"EndpointConfigArn": _arn("endpoint-config", name)}, config
+            "create_endpoint_config",
+            {"EndpointConfigArn": sagemaker_arn("endpoint-config", name)},
+            config,
         )
         self.config(name, read_back_instance or "ml.m5.large")
 
@@ -337,7 +313,7 @@ class Stubbed:
             "describe_endpoint_config",
             {
                 "EndpointConfigName": name,
-                "EndpointConfigArn": _arn("endpoint-config", name),
+                "EndpointConfigArn": sagemaker_arn("endpoint-config", name),
                 "ProductionVariants": [
                     {
                         "VariantName": "AllTraffic",
@@ -352,7 +328,9 @@ class Stubbed:
         )
 
     def update(self, params: dict[str, Any]) -> None:
-        self.sm.add_response("update_endpoint", {"EndpointArn": _arn("endpoint", ENDPOINT)}, params)
+        self.sm.add_response(
+            "update_endpoint", {"EndpointArn": sagemaker_arn("endpoint", ENDPOINT)}, params
+        )
 
     # application auto scaling
 
@@ -409,10 +387,6 @@ class Stubbed:
         self.put_policy(target_value)
 
 
-def _arn(kind: str, name: str) -> str:
-    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name}"
-
-
 def _tracking(target_value: float) -> dict[str, Any]:
     return {
         "TargetValue": target_value,
@@ -438,7 +412,7 @@ def _policy(target_value: float) -> dict[str, Any]:
 
 @pytest.fixture
 def stubbed() -> Iterator[Stubbed]:
-    sagemaker, autoscaling = _client("sagemaker"), _client("application-autoscaling")
+    sagemaker, autoscaling = stubbed_client("sagemaker"), stubbed_client("application-autoscaling")
     with Stubber(sagemaker) as sm, Stubber(autoscaling) as aas:
         yield Stubbed(sagemaker, autoscaling, sm, aas)
         sm.assert_no_pending_responses()
@@ -507,7 +481,7 @@ def test_a_new_endpoint_gets_the_exact_model_config_and_autoscaling(stubbed: Stu
     )
     stubbed.sm.add_response(
         "create_endpoint",
-        {"EndpointArn": _arn("endpoint", ENDPOINT)},
+        {"EndpointArn": sagemaker_arn("endpoint", ENDPOINT)},
         {"EndpointName": ENDPOINT, "EndpointConfigName": config_name},
     )
     stubbed.endpoint("Creating", config_name)
@@ -750,7 +724,7 @@ def test_an_endpoint_that_does_not_settle_in_time_is_failed(stubbed: Stubbed) ->
     stubbed.new_model_and_config(plan.model, plan.config)
     stubbed.sm.add_response(
         "create_endpoint",
-        {"EndpointArn": _arn("endpoint", ENDPOINT)},
+        {"EndpointArn": sagemaker_arn("endpoint", ENDPOINT)},
         {"EndpointName": ENDPOINT, "EndpointConfigName": plan.config_name},
     )
     for _ in range(3):
@@ -773,7 +747,7 @@ def test_a_model_of_the_same_name_serving_another_package_is_not_reused(stubbed:
             "ModelName": "digits-v2",
             "PrimaryContainer": {"ModelPackageName": package_arn(2).replace("digits/", "other/")},
             "CreationTime": NOW,
-            "ModelArn": _arn("model", "digits-v2"),
+            "ModelArn": sagemaker_arn("model", "digits-v2"),
         },
         {"ModelName": "digits-v2"},
     )
@@ -873,10 +847,7 @@ def _argv(tmp_path: Path, *extra: str) -> list[str]:
 def test_a_bad_flag_exits_with_a_message_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], flag: str
 ) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(_argv(tmp_path, *extra))
-    assert exited.value.code == 2
-    assert flag in capsys.readouterr().err
+    assert_bad_flag_exits(main, _argv(tmp_path, *extra), flag, capsys)
 
 
 def test_main_writes_the_result_and_exits_1_after_a_rollback(
@@ -885,13 +856,7 @@ def test_main_writes_the_result_and_exits_1_after_a_rollback(
     monkeypatch: pytest.MonkeyPatch,
     stubbed: Stubbed,
 ) -> None:
-    regions: list[str | None] = []
-
-    def clients(region: str | None) -> tuple[Any, Any]:
-        regions.append(region)
-        return stubbed.sagemaker, stubbed.autoscaling
-
-    monkeypatch.setattr(deploy_step, "make_clients", clients)
+    regions = replace_clients(monkeypatch, deploy_step, stubbed.sagemaker, stubbed.autoscaling)
     monkeypatch.setattr(deploy_step.time, "sleep", stubbed.sleeps.append)
     new_config = _update_to_v2(stubbed, make_request())
     stubbed.update(

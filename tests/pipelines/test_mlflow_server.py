@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.mlflow_server import MlflowServer, MlflowServerError, free_port, group_alive
+from pipelines.mlflow_server import MlflowServer, MlflowServerError, free_port
+from pipelines.processes import group_alive
 
 
 def _fake(monkeypatch: pytest.MonkeyPatch, script: str) -> None:

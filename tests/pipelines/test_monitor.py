@@ -15,14 +15,12 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 from botocore.stub import Stubber
@@ -39,9 +37,17 @@ from pipelines.steps.monitor import (
     prepare_baseline_input,
     put_under_monitoring,
 )
+from tests.pipelines.aws_stubs import (
+    ACCOUNT,
+    RecordsCalls,
+    assert_bad_flag_exits,
+    loopback_only,  # noqa: F401 - autouse: no test leaves loopback
+    replace_clients,
+    sagemaker_arn,
+    stubbed_client,
+)
 from tests.pipelines.moto_server import REGION, moto_client, moto_server, moto_url  # noqa: F401
 
-ACCOUNT = "123456789012"
 ENDPOINT = "digits"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlops-monitor"
 KMS = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -80,27 +86,6 @@ def make_request(**overrides: Any) -> MonitorRequest:
     return MonitorRequest(**settings)
 
 
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dummy credentials, no instance metadata, and any connection off loopback fails."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    connect = socket.socket.connect
-
-    def loopback_connect(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in (
-            "127.0.0.1",
-            "::1",
-        ):
-            raise AssertionError(f"a test tried to connect to {address!r}")
-        return connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_connect)
-
-
 def _never_sleep(seconds: float) -> None:
     raise AssertionError(f"the step slept {seconds} s")
 
@@ -109,25 +94,18 @@ def _never_sleep(seconds: float) -> None:
 
 
 @dataclass
-class Recorded:
+class Recorded(RecordsCalls):
     """moto-backed clients and every call (operation, parameters) they made."""
 
     s3: Any
     sagemaker: Any
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    def made(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == operation]
-
 
 @pytest.fixture
 def aws(moto_url: str) -> Recorded:  # noqa: F811 - the fixture imported above
     recorded = Recorded(moto_client(moto_url, "s3"), moto_client(moto_url, "sagemaker"))
-    for client in (recorded.s3, recorded.sagemaker):
-        client.meta.events.register("provide-client-params", recorded.record)
+    recorded.listen(recorded.s3, recorded.sagemaker)
     for bucket in (DATA_BUCKET, WORK_BUCKET):
         recorded.s3.create_bucket(
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
@@ -236,7 +214,7 @@ class _Split:
 
 def test_first_run_on_moto_baselines_defines_and_schedules(aws: Recorded) -> None:
     digits_parts(aws.s3)
-    schedules = _client("sagemaker")
+    schedules = stubbed_client("sagemaker")
     request = make_request()
     with Stubber(schedules) as stub:
         stub.add_client_error(
@@ -248,7 +226,7 @@ def test_first_run_on_moto_baselines_defines_and_schedules(aws: Recorded) -> Non
         )
         stub.add_response(
             "create_monitoring_schedule",
-            {"MonitoringScheduleArn": _arn("monitoring-schedule", "digits-data-quality")},
+            {"MonitoringScheduleArn": sagemaker_arn("monitoring-schedule", "digits-data-quality")},
         )
         result = put_under_monitoring(
             _Split(aws.sagemaker, schedules), aws.s3, request, sleep=_never_sleep
@@ -285,16 +263,6 @@ def test_first_run_on_moto_baselines_defines_and_schedules(aws: Recorded) -> Non
 
 
 # --- Stubber --------------------------------------------------------------------------------
-
-
-def _client(service: str) -> Any:
-    return boto3.client(
-        service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
-
-
-def _arn(kind: str, name: str) -> str:
-    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name}"
 
 
 INPUT = f"{WORK}baseline-input/0123456789abcdef/"
@@ -422,7 +390,7 @@ class Stubbed:
             return
         answer: dict[str, Any] = {
             "ProcessingJobName": name,
-            "ProcessingJobArn": _arn("processing-job", name),
+            "ProcessingJobArn": sagemaker_arn("processing-job", name),
             "ProcessingJobStatus": status,
             "ProcessingResources": {"ClusterConfig": CLUSTER},
             "AppSpecification": {"ImageUri": IMAGE},
@@ -436,7 +404,7 @@ class Stubbed:
         name = self.job_name(attempt)
         self.sm.add_response(
             "create_processing_job",
-            {"ProcessingJobArn": _arn("processing-job", name)},
+            {"ProcessingJobArn": sagemaker_arn("processing-job", name)},
             expected_processing_job(name, self.request),
         )
 
@@ -446,7 +414,7 @@ class Stubbed:
             self.missing("describe_data_quality_job_definition", {"JobDefinitionName": name})
             self.sm.add_response(
                 "create_data_quality_job_definition",
-                {"JobDefinitionArn": _arn("data-quality-job-definition", name)},
+                {"JobDefinitionArn": sagemaker_arn("data-quality-job-definition", name)},
                 expected_job_definition(name, job),
             )
             return
@@ -456,7 +424,7 @@ class Stubbed:
             "describe_data_quality_job_definition",
             {
                 **spec,
-                "JobDefinitionArn": _arn("data-quality-job-definition", name),
+                "JobDefinitionArn": sagemaker_arn("data-quality-job-definition", name),
                 "CreationTime": NOW,
             },
             {"JobDefinitionName": name},
@@ -469,7 +437,7 @@ class Stubbed:
         self.sm.add_response(
             "describe_monitoring_schedule",
             {
-                "MonitoringScheduleArn": _arn("monitoring-schedule", SCHEDULE),
+                "MonitoringScheduleArn": sagemaker_arn("monitoring-schedule", SCHEDULE),
                 "MonitoringScheduleName": SCHEDULE,
                 "MonitoringScheduleStatus": status,
                 "MonitoringType": "DataQuality",
@@ -488,7 +456,7 @@ class Stubbed:
     def put_schedule(self, operation: str, definition: str, expression: str = HOURLY) -> None:
         self.sm.add_response(
             operation,
-            {"MonitoringScheduleArn": _arn("monitoring-schedule", SCHEDULE)},
+            {"MonitoringScheduleArn": sagemaker_arn("monitoring-schedule", SCHEDULE)},
             {
                 "MonitoringScheduleName": SCHEDULE,
                 "MonitoringScheduleConfig": {
@@ -503,7 +471,7 @@ class Stubbed:
 @pytest.fixture
 def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubbed]:
     monkeypatch.setattr(monitor_step, "prepare_baseline_input", lambda s3, request: INPUT)
-    sagemaker = _client("sagemaker")
+    sagemaker = stubbed_client("sagemaker")
     with Stubber(sagemaker) as sm:
         yield Stubbed(sagemaker, sm)
         sm.assert_no_pending_responses()
@@ -730,10 +698,7 @@ def _argv(tmp_path: Path, *extra: str) -> list[str]:
 def test_a_bad_flag_exits_with_a_message_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], flag: str
 ) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(_argv(tmp_path, *extra))
-    assert exited.value.code == 2
-    assert flag in capsys.readouterr().err
+    assert_bad_flag_exits(main, _argv(tmp_path, *extra), flag, capsys)
 
 
 def test_main_writes_the_result_and_exits_0_when_scheduled(
@@ -742,13 +707,7 @@ def test_main_writes_the_result_and_exits_0_when_scheduled(
     monkeypatch: pytest.MonkeyPatch,
     stubbed: Stubbed,
 ) -> None:
-    regions: list[str] = []
-
-    def clients(region: str) -> tuple[Any, Any]:
-        regions.append(region)
-        return stubbed.sagemaker, None
-
-    monkeypatch.setattr(monitor_step, "make_clients", clients)
+    regions = replace_clients(monkeypatch, monitor_step, stubbed.sagemaker, None)
     monkeypatch.setattr(monitor_step.time, "sleep", _never_sleep)
     stubbed.request = make_request(poll_seconds=60.0, timeout_seconds=600)
     stubbed.job("Completed")
@@ -772,7 +731,7 @@ def test_main_writes_the_result_and_exits_0_when_scheduled(
 def test_main_exits_1_when_the_baseline_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stubbed: Stubbed
 ) -> None:
-    monkeypatch.setattr(monitor_step, "make_clients", lambda region: (stubbed.sagemaker, None))
+    replace_clients(monkeypatch, monitor_step, stubbed.sagemaker, None)
     stubbed.job("Failed", reason="boom", attempt=1)
     stubbed.job("Failed", reason="boom", attempt=2)
     stubbed.job("Failed", reason="boom", attempt=3)

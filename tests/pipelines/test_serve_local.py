@@ -15,7 +15,8 @@ from rich.console import Console
 from pipelines import mlflow_server as mlflow_server_module
 from pipelines.__main__ import main
 from pipelines.local import CHAMPION, run_training
-from pipelines.mlflow_server import MlflowServer, free_port, group_alive
+from pipelines.mlflow_server import MlflowServer, free_port
+from pipelines.processes import group_alive
 from pipelines.serve_local import (
     NoChampion,
     ScoringServer,
