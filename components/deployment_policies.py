@@ -105,6 +105,7 @@ def deploy_policy(
                     "application-autoscaling:RegisterScalableTarget",
                     "application-autoscaling:DeregisterScalableTarget",
                     "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DeleteScalingPolicy",
                     "application-autoscaling:Describe*",
                 ],
                 "Resource": "*",

@@ -27,6 +27,7 @@ UNSCOPABLE_ACTIONS = (
     "application-autoscaling:RegisterScalableTarget",
     "application-autoscaling:DeregisterScalableTarget",
     "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:DeleteScalingPolicy",
     "application-autoscaling:Describe*",
     "sagemaker:Search",
     "sagemaker:List*",
