@@ -24,6 +24,7 @@ from components.monitoring_policies import (
     failed_execution_pattern,
 )
 from components.naming import Names
+from pipelines.deployment import rollback_alarm_names
 from stacks.deployment_settings import DeploymentSettings
 from stacks.monitoring_settings import MonitoringSettings
 
@@ -170,9 +171,10 @@ class Monitoring(pulumi.ComponentResource):
             "alarm_actions": [topic.arn],
             "ok_actions": [topic.arn],
         }
+        errors, latency = rollback_alarm_names(endpoint)
         aws.cloudwatch.MetricAlarm(
-            f"{name}-{endpoint}-5xx",
-            name=f"{endpoint}-5xx",
+            f"{name}-{errors}",
+            name=errors,
             alarm_description=f"{endpoint} answers with server errors",
             metric_name="Invocation5XXErrors",
             statistic="Sum",
@@ -181,8 +183,8 @@ class Monitoring(pulumi.ComponentResource):
             **common,
         )
         aws.cloudwatch.MetricAlarm(
-            f"{name}-{endpoint}-latency-p99",
-            name=f"{endpoint}-latency-p99",
+            f"{name}-{latency}",
+            name=latency,
             alarm_description=(
                 f"{endpoint}: model latency p99 over {deployment.latency_p99_ms} ms"
             ),

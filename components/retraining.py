@@ -25,6 +25,7 @@ from pipelines.environment_variables import (
     MLOPS_RETRAIN_COOLDOWN_HOURS,
     MLOPS_TRAINING_PIPELINE_NAME,
 )
+from pipelines.steps.monitor import schedule_name_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # The trigger's code: its module and what it imports, as a package.
@@ -111,7 +112,7 @@ class DriftRetraining(pulumi.ComponentResource):
             name=f"{args.names.base}-{args.model}-drift",
             description=f"Model Monitor found violations on {args.endpoint_name}",
             event_pattern=json.dumps(
-                drift_events_pattern(args.context, f"{args.endpoint_name}-data-quality")
+                drift_events_pattern(args.context, schedule_name_for(args.endpoint_name))
             ),
             opts=child,
         )

@@ -46,6 +46,12 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.aws_context import AwsContext
+from components.model_registry import TRACKING_SERVER_OUTPUT
+from components.shared_cluster import (
+    CLUSTER_CA_OUTPUT,
+    CLUSTER_ENDPOINT_OUTPUT,
+    CLUSTER_NAME_OUTPUT,
+)
 from stacks.loader import read_stack_config, settings_from_config, shown, stack_file
 from stacks.settings import PROJECT, Settings
 
@@ -226,10 +232,10 @@ def _computed_outputs(
         shared = AwsContext(account_id="000000000000", region=ctx.region)
         tracking_server = shared.arn("sagemaker", "mlflow-tracking-server/shared")
         outputs = {
-            "mlflow_tracking_server_arn": tracking_server,
-            "training_cluster_name": "mlops-shared",
-            "training_cluster_endpoint": f"https://SHARED.gr7.{ctx.region}.eks.amazonaws.com",
-            "training_cluster_certificate_authority": FAKE_CA_DATA,
+            TRACKING_SERVER_OUTPUT: tracking_server,
+            CLUSTER_NAME_OUTPUT: "mlops-shared",
+            CLUSTER_ENDPOINT_OUTPUT: f"https://SHARED.gr7.{ctx.region}.eks.amazonaws.com",
+            CLUSTER_CA_OUTPUT: FAKE_CA_DATA,
         }
         return {"outputs": outputs, "secretOutputNames": []}
     if resource_type == "aws:amp/workspace:Workspace":

@@ -220,7 +220,7 @@ class MonitorRequest:
 
     @property
     def schedule_name(self) -> str:
-        return bounded_name(self.endpoint_name, "-data-quality")
+        return schedule_name_for(self.endpoint_name)
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,11 @@ class MonitorResult:
 
 
 # --- names and specifications ---------------------------------------------------------------
+
+
+def schedule_name_for(endpoint_name: str) -> str:
+    """The endpoint's one data-quality monitoring schedule (the drift rule matches it too)."""
+    return bounded_name(endpoint_name, "-data-quality")
 
 
 def analyzer_registry(region: str) -> str:
