@@ -37,8 +37,12 @@ def test_alert_topic_is_encrypted_and_kept_through_the_move(recording: StackReco
 
 def test_subscribers_follow_the_stack_file(recording: StackRecording) -> None:
     subscriptions = recording.of_type("aws:sns/topicSubscription:TopicSubscription")
-    expected = [(s.protocol, s.endpoint) for s in recording.settings.monitoring.alert_subscriptions]
-    assert [(s.inputs["protocol"], s.inputs["endpoint"]) for s in subscriptions] == expected
+    wanted = recording.settings.monitoring.alert_subscriptions
+    assert len(subscriptions) == len(wanted)
+    # Resources register concurrently: match each subscriber by its logical name.
+    for index, subscriber in enumerate(wanted):
+        found = recording.named(f"mlops-monitoring-alerts-subscriber-{index}").inputs
+        assert (found["protocol"], found["endpoint"]) == (subscriber.protocol, subscriber.endpoint)
     topic = recording.named("mlops-monitoring-alerts")
     assert all(s.inputs["topic"] == topic.outputs["arn"] for s in subscriptions)
 
