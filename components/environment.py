@@ -28,6 +28,7 @@ from components.shared_cluster import SharedCluster, SharedClusterArgs
 from components.team_namespaces import TeamNamespaces, TeamNamespacesArgs
 from components.training_cluster import TrainingCluster, TrainingClusterArgs
 from pipelines.context import STEP_IMAGE_REPOSITORY
+from stacks.on_demand_settings import tag_time
 from stacks.settings import Settings
 
 # What a training cluster's nodes reach AWS through when the VPC has no internet path:
@@ -38,9 +39,18 @@ DEPLOYMENT_ENDPOINT_SERVICES = ("application-autoscaling",)
 
 
 def cost_tags(stack: str, settings: Settings) -> dict[str, str]:
-    """The tags every taggable resource carries; `settings.tags` add to them."""
+    """The tags every taggable resource carries; `settings.tags` add to them. An on-demand
+    environment's resources also say when it expires and which stack it was copied from, so
+    an orphan found in the console tells whose it was and whether it should still exist."""
+    on_demand = settings.on_demand
+    lifetime = (
+        {}
+        if on_demand is None
+        else {"expires-at": tag_time(on_demand.expires_at), "on-demand-base": on_demand.base}
+    )
     return {
         **settings.tags,
+        **lifetime,
         "environment": stack,
         "owner": settings.owner,
         "cost-center": settings.cost_center,

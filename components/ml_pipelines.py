@@ -237,7 +237,7 @@ class MlPipelines(pulumi.ComponentResource):
         for model, pipeline_arn in self.deployment_pipeline_arns.items():
             rule = aws.cloudwatch.EventRule(
                 f"{self._name}-{model}-approved",
-                name=f"{args.names.base}-{model}-approved",
+                name=args.names.event_rule(f"{model}-approved"),
                 description=f"A version of {model} was approved: deploy it",
                 event_pattern=json.dumps(
                     approval_events_pattern(args.names.model_package_group(model))

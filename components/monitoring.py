@@ -109,7 +109,7 @@ class Monitoring(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         rule = aws.cloudwatch.EventRule(
             f"{name}-failed-executions",
-            name=f"{args.names.base}-failed-executions",
+            name=args.names.event_rule("failed-executions"),
             description="Failed executions of this environment's pipelines",
             event_pattern=pulumi.Output.all(*args.pipeline_arns.values()).apply(
                 lambda arns: json.dumps(failed_execution_pattern(list(arns)))

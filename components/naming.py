@@ -11,6 +11,10 @@ PREFIX = "mlops"
 MAX_BUCKET_NAME = 63
 MAX_ROLE_NAME = 64
 MAX_NAMESPACE_NAME = 63  # a Kubernetes DNS label
+MAX_FUNCTION_NAME = 64  # Lambda
+MAX_EVENT_RULE_NAME = 64  # EventBridge
+MAX_FEATURE_GROUP_NAME = 64
+MAX_MODEL_PACKAGE_GROUP_NAME = 63
 
 
 class InvalidName(ValueError):
@@ -66,10 +70,18 @@ class Names:
 
     def model_package_group(self, model: str) -> str:
         """`mlops-<stack>-<model>`; with model "" the prefix every group of the stack shares."""
-        return f"{self.base}-{model}"
+        name = f"{self.base}-{model}"
+        return self._limited(name, "model package group name", MAX_MODEL_PACKAGE_GROUP_NAME)
+
+    def function(self, purpose: str) -> str:
+        return self._limited(f"{self.base}-{purpose}", "Lambda name", MAX_FUNCTION_NAME)
+
+    def event_rule(self, purpose: str) -> str:
+        return self._limited(f"{self.base}-{purpose}", "EventBridge rule name", MAX_EVENT_RULE_NAME)
 
     def tracking_server(self) -> str:
         return f"{self.base}-mlflow"
 
     def feature_group(self, model: str) -> str:
-        return f"{self.base}-{model}-features"
+        name = f"{self.base}-{model}-features"
+        return self._limited(name, "feature group name", MAX_FEATURE_GROUP_NAME)

@@ -4,6 +4,7 @@ path. AWS APIs are reached through VPC endpoints; NAT egress exists only where t
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from dataclasses import dataclass
@@ -32,9 +33,16 @@ INTERFACE_ENDPOINT_SERVICES = (
     "kms",
 )
 SAGEMAKER_JOBS_PURPOSE = "sagemaker-jobs"
+# The outputs a VPC-owning stack exports and a stack with `network.shared_stack` reads.
+VPC_ID_OUTPUT = "vpc_id"
+PRIVATE_SUBNETS_OUTPUT = "private_subnet_ids"
 HTTPS = 443
 IPSEC_IKE_PORT = 500  # UDP: key exchange for SageMaker inter-container traffic encryption
 ESP_PROTOCOL = "50"  # IPsec payload
+
+
+def _nth(index: int, values: list[str]) -> str:
+    return str(values[index])
 
 
 def _nat_count(settings: NetworkSettings) -> int:
@@ -59,7 +67,6 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     private_subnet_ids: list[pulumi.Output[str]]
     sagemaker_security_group_id: pulumi.Output[str]
-    endpoint_security_group_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -70,7 +77,9 @@ class Network(pulumi.ComponentResource):
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        if settings.existing_vpc is None:
+        if settings.shared_stack is not None:
+            self._read_shared_vpc(settings.shared_stack, child)
+        elif settings.existing_vpc is None:
             self._create_vpc(child)
         else:
             self.vpc_id = pulumi.Output.from_input(settings.existing_vpc.vpc_id)
@@ -82,18 +91,29 @@ class Network(pulumi.ComponentResource):
             ]
 
         self._create_security_groups(child)
-        if settings.existing_vpc is None or settings.existing_vpc.create_endpoints:
-            self._create_endpoints(child)
-        self._create_flow_logs(child)
+        # A shared VPC's endpoints and flow logs belong to the stack that owns it: a second
+        # interface endpoint with private DNS for the same service would fail to create.
+        if settings.shared_stack is None:
+            if settings.existing_vpc is None or settings.existing_vpc.create_endpoints:
+                self._create_endpoints(child)
+            self._create_flow_logs(child)
 
         self.register_outputs(
             {
                 "vpc_id": self.vpc_id,
                 "private_subnet_ids": self.private_subnet_ids,
                 "sagemaker_security_group_id": self.sagemaker_security_group_id,
-                "endpoint_security_group_id": self.endpoint_security_group_id,
             }
         )
+
+    def _read_shared_vpc(self, stack: str, child: pulumi.ResourceOptions) -> None:
+        owner = pulumi.StackReference(f"{self._name}-owner", stack, opts=child)
+        self.vpc_id = owner.require_output(VPC_ID_OUTPUT).apply(str)
+        subnets = owner.require_output(PRIVATE_SUBNETS_OUTPUT)
+        # One private subnet per AZ, as in the owning stack (its az_count is copied here).
+        self.private_subnet_ids = [
+            subnets.apply(functools.partial(_nth, i)) for i in range(self._args.settings.az_count)
+        ]
 
     def _create_vpc(self, child: pulumi.ResourceOptions) -> None:
         name, settings = self._name, self._args.settings
@@ -206,22 +226,6 @@ class Network(pulumi.ComponentResource):
     def _create_security_groups(self, child: pulumi.ResourceOptions) -> None:
         name, settings = self._name, self._args.settings
         vpc_cidr = str(settings.cidr)
-        endpoints_sg = aws.ec2.SecurityGroup(
-            f"{name}-endpoints-sg",
-            vpc_id=self.vpc_id,
-            description="HTTPS from inside the VPC to AWS interface endpoints",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-endpoints-https-in",
-            security_group_id=endpoints_sg.id,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            cidr_ipv4=vpc_cidr,
-            description="HTTPS from the VPC",
-            opts=child,
-        )
         jobs_sg = aws.ec2.SecurityGroup(
             f"{name}-sagemaker-sg",
             vpc_id=self.vpc_id,
@@ -264,12 +268,27 @@ class Network(pulumi.ComponentResource):
             description="HTTPS to AWS APIs",
             opts=child,
         )
-        self.endpoint_security_group_id = endpoints_sg.id
         self.sagemaker_security_group_id = jobs_sg.id
         self._sagemaker_sg = jobs_sg
 
     def _create_endpoints(self, child: pulumi.ResourceOptions) -> None:
         name, ctx = self._name, self._args.context
+        endpoints_sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            vpc_id=self.vpc_id,
+            description="HTTPS from inside the VPC to AWS interface endpoints",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-endpoints-https-in",
+            security_group_id=endpoints_sg.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            cidr_ipv4=str(self._args.settings.cidr),
+            description="HTTPS from the VPC",
+            opts=child,
+        )
         s3 = aws.ec2.VpcEndpoint(
             f"{name}-s3-endpoint",
             vpc_id=self.vpc_id,
@@ -297,7 +316,7 @@ class Network(pulumi.ComponentResource):
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
                 subnet_ids=self.private_subnet_ids,
-                security_group_ids=[self.endpoint_security_group_id],
+                security_group_ids=[endpoints_sg.id],
                 opts=child,
             )
 

@@ -61,7 +61,7 @@ class DriftRetraining(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops:retraining:DriftRetraining", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        function_name = f"{args.names.base}-{args.model}-retrain"
+        function_name = args.names.function(f"{args.model}-retrain")
         logs = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/lambda/{function_name}",
@@ -109,7 +109,7 @@ class DriftRetraining(pulumi.ComponentResource):
         )
         rule = aws.cloudwatch.EventRule(
             f"{name}-drift",
-            name=f"{args.names.base}-{args.model}-drift",
+            name=args.names.event_rule(f"{args.model}-drift"),
             description=f"Model Monitor found violations on {args.endpoint_name}",
             event_pattern=json.dumps(
                 drift_events_pattern(args.context, schedule_name_for(args.endpoint_name))

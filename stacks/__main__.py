@@ -1,5 +1,6 @@
 """`python -m stacks plan <stack> [--json] [--strict]`: what `pulumi up` would create, and
-the policy rules' verdict on it, offline."""
+the policy rules' verdict on it, offline. `python -m stacks env ...`: on-demand environments
+(create, list, extend, destroy, reap)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from rich.console import Console
 
 from components.naming import InvalidName
+from stacks.env_cli import add_env_commands, run_env
 from stacks.loader import SettingsError, committed_stacks
 from stacks.offline import evaluate_stack
 from stacks.plan import as_json, render
@@ -27,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument(
         "--strict", action="store_true", help="exit 1 on any policy violation (also advisory)"
     )
+    add_env_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == "env":
+        return run_env(args)
 
     try:
         recording = evaluate_stack(args.stack)

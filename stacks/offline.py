@@ -47,6 +47,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.aws_context import AwsContext
 from components.model_registry import TRACKING_SERVER_OUTPUT
+from components.network import PRIVATE_SUBNETS_OUTPUT, VPC_ID_OUTPUT
 from components.shared_cluster import (
     CLUSTER_CA_OUTPUT,
     CLUSTER_ENDPOINT_OUTPUT,
@@ -227,11 +228,13 @@ def _computed_outputs(
     if resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
         return {"latestVersion": 1, "arn": ctx.arn("ec2", f"launch-template/{resource_id}")}
     if resource_type == "pulumi:pulumi:StackReference":
-        # Another stack's outputs: a shared MLflow tracking server (in its own account) and
-        # a shared training cluster (in this one: pod identity needs the same account).
+        # Another stack's outputs: a shared MLflow tracking server (in its own account), a
+        # shared training cluster and VPC (in this one: pod identity needs the same account).
         shared = AwsContext(account_id="000000000000", region=ctx.region)
         tracking_server = shared.arn("sagemaker", "mlflow-tracking-server/shared")
         outputs = {
+            VPC_ID_OUTPUT: "vpc-0shared0000000000",
+            PRIVATE_SUBNETS_OUTPUT: [f"subnet-0shared00000000{i}" for i in range(6)],
             TRACKING_SERVER_OUTPUT: tracking_server,
             CLUSTER_NAME_OUTPUT: "mlops-shared",
             CLUSTER_ENDPOINT_OUTPUT: f"https://SHARED.gr7.{ctx.region}.eks.amazonaws.com",

@@ -6,14 +6,15 @@ import pulumi
 
 from components.environment import MlopsEnvironment
 from components.model_registry import TRACKING_SERVER_OUTPUT
+from components.network import PRIVATE_SUBNETS_OUTPUT, VPC_ID_OUTPUT
 from components.shared_cluster import (
     CLUSTER_CA_OUTPUT,
     CLUSTER_ENDPOINT_OUTPUT,
     CLUSTER_NAME_OUTPUT,
 )
 
-VPC_ID = "vpc_id"
-PRIVATE_SUBNET_IDS = "private_subnet_ids"
+VPC_ID = VPC_ID_OUTPUT  # what a stack with `network.shared_stack` reads
+PRIVATE_SUBNET_IDS = PRIVATE_SUBNETS_OUTPUT
 SAGEMAKER_SECURITY_GROUP_ID = "sagemaker_security_group_id"
 DATA_KEY_ARN = "data_key_arn"
 LOGS_KEY_ARN = "logs_key_arn"

@@ -27,6 +27,7 @@ from pydantic import (
 from stacks.cluster_settings import ClusterSettings
 from stacks.deployment_settings import DeploymentSettings
 from stacks.monitoring_settings import MonitoringSettings
+from stacks.on_demand_settings import OnDemandSettings
 from stacks.settings_base import Email, InvalidKeys, StackName, StrictModel, matching
 
 PROJECT = "mlops-platform"
@@ -45,6 +46,8 @@ RFC1918_BLOCKS = tuple(
 )
 # Tags every taggable resource carries; set from their own keys, never through `tags`.
 COST_TAG_KEYS = ("environment", "owner", "cost-center", "managed-by")
+# Tags on-demand environments carry, set from `on_demand`.
+LIFETIME_TAG_KEYS = ("expires-at", "on-demand-base")
 
 _TAG_CHARS = re.compile(r"^[\w\s.:/=+\-@]*$")
 
@@ -131,9 +134,15 @@ class NetworkSettings(StrictModel):
     egress: Literal["none", "nat"] = "none"
     nat_gateways: Literal["single", "per_az"] = "single"
     existing_vpc: ExistingVpcSettings | None = None
+    # Use another stack's VPC (organization/project/stack), read through a StackReference:
+    # its subnets, endpoints and flow logs; this stack adds only its security groups.
+    # On-demand environments run in their base environment's VPC this way.
+    shared_stack: StackName | None = None
 
     @model_validator(mode="after")
     def _existing_vpc_is_consistent(self) -> NetworkSettings:
+        if self.existing_vpc is not None and self.shared_stack is not None:
+            raise InvalidKeys([("shared_stack", "is not used with existing_vpc; name one VPC")])
         if self.existing_vpc is None:
             return self
         problems = []
@@ -413,6 +422,8 @@ class Settings(StrictModel):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    # Set by `python -m stacks env create` on on-demand copies of dev or test.
+    on_demand: OnDemandSettings | None = None
 
     @field_validator("tags")
     @classmethod
@@ -422,12 +433,12 @@ class Settings(StrictModel):
         for key in value:
             if key.lower().startswith("aws:"):
                 problems.append((key, f"tag key {key!r}: the 'aws:' prefix is reserved by AWS"))
-            elif key in COST_TAG_KEYS:
+            elif key in (*COST_TAG_KEYS, *LIFETIME_TAG_KEYS):
                 problems.append(
                     (
                         key,
                         f"tag key {key!r} is set by the stack itself "
-                        f"(from environment/owner/cost_center); remove it from tags",
+                        f"(from environment/owner/cost_center/on_demand); remove it from tags",
                     )
                 )
         if problems:
@@ -472,11 +483,18 @@ class Settings(StrictModel):
                     f"only dev may relax rules (environment is {self.environment})",
                 )
             )
-        if self.environment != "dev" and self.artifact_store.force_destroy:
+        problems.extend(_on_demand_floors(self))
+        # On-demand copies must be destroyable without leaving data behind, in test too.
+        if (
+            self.environment != "dev"
+            and self.artifact_store.force_destroy
+            and self.on_demand is None
+        ):
             problems.append(
                 (
                     "artifact_store.force_destroy",
-                    f"is allowed in dev only (environment is {self.environment})",
+                    f"is allowed in dev and on-demand environments only "
+                    f"(environment is {self.environment})",
                 )
             )
         if (
@@ -494,6 +512,19 @@ class Settings(StrictModel):
         if problems:
             raise InvalidKeys(problems)
         return self
+
+
+def _on_demand_floors(settings: Settings) -> list[tuple[str, str]]:
+    if settings.on_demand is None:
+        return []
+    problems = []
+    if settings.environment == "prod":
+        problems.append(("on_demand", "prod has no on-demand copies; base them on dev or test"))
+    if settings.protection.protect:
+        problems.append(
+            ("protection.protect", "must be false in an on-demand environment (it expires)")
+        )
+    return problems
 
 
 # SECURITY.md R4: a prod endpoint survives an instance failure and scales.

@@ -314,7 +314,7 @@ BAD_INPUTS: list[tuple[str, str, Mutation, str, tuple[str, ...]]] = [
         "test",
         put(P + "artifact_store", "force_destroy", value=True),
         P + "artifact_store.force_destroy",
-        ("is allowed in dev only (environment is test)",),
+        ("is allowed in dev and on-demand environments only (environment is test)",),
     ),
     (
         "region-not-a-region",
@@ -652,7 +652,8 @@ def test_tier_problems_are_all_reported_in_one_message() -> None:
         f"{P}protection.retain_on_delete: must be true in prod",
         f"{P}logging.retention_days: must be >= 365 in prod (got 30)",
         f"{P}artifact_store.object_lock: is required in prod (Object Lock on model artifacts)",
-        f"{P}artifact_store.force_destroy: is allowed in dev only (environment is prod)",
+        f"{P}artifact_store.force_destroy: is allowed in dev and on-demand environments only "
+        "(environment is prod)",
     ]
 
 
