@@ -46,8 +46,11 @@ def shown(path: Path) -> str:
 
 
 def committed_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    """Stack names that have a stack file, sorted."""
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+    """Long-lived stacks (those with a committed stack file), sorted. Their names have no
+    '-': a `<base>-<name>` file is an on-demand environment's, written by `env create` and
+    git-ignored."""
+    names = (p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+    return sorted(name for name in names if "-" not in name)
 
 
 def read_stack_config(path: Path) -> dict[str, Any]:
