@@ -56,6 +56,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/program_eval.py
 	$(BIN)/python benchmarks/local_pipeline.py
+	$(BIN)/python benchmarks/env_create.py
 
 # Re-pin after editing requirements*.in.
 lock: $(STAMP)
