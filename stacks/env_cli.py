@@ -56,6 +56,7 @@ def add_env_commands(commands: argparse._SubParsersAction) -> None:  # type: ign
 
     listing = actions.add_parser("list", help="on-demand environments: owner, age, expiry")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--base", help="only the copies of this base stack")
 
     more = actions.add_parser("extend", help="add time to an environment's TTL")
     more.add_argument("stack", help="the environment's stack (dev-alice)")
@@ -66,6 +67,9 @@ def add_env_commands(commands: argparse._SubParsersAction) -> None:  # type: ign
 
     sweep = actions.add_parser("reap", help="destroy every expired environment")
     sweep.add_argument("--dry-run", action="store_true", help="only say what would go")
+    sweep.add_argument(
+        "--base", help="only the copies of this base stack (its account's credentials)"
+    )
 
 
 def run_env(args: argparse.Namespace, backend: EnvBackend | None = None) -> int:
@@ -81,7 +85,7 @@ def run_env(args: argparse.Namespace, backend: EnvBackend | None = None) -> int:
             org = args.org or backend.organization()
             return create(backend, _request(args, organization=org), console, now)
         if args.action == "list":
-            rows = on_demand_rows(backend.stacks(), now)
+            rows = [r for r in on_demand_rows(backend.stacks(), now) if args.base in (None, r.base)]
             if args.json:
                 print(json.dumps([_as_json(row) for row in rows], indent=2))
             else:
@@ -91,7 +95,7 @@ def run_env(args: argparse.Namespace, backend: EnvBackend | None = None) -> int:
             return extend(backend, args.stack, parse_ttl(args.ttl), console, now)
         if args.action == "destroy":
             return destroy(backend, args.stack, console, now)
-        return reap(backend, console, now, dry_run=args.dry_run)
+        return reap(backend, console, now, dry_run=args.dry_run, base=args.base)
     except (EnvError, LifetimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

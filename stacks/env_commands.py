@@ -208,8 +208,17 @@ def destroy(backend: EnvBackend, stack: str, console: Console, now: datetime) ->
     return 0
 
 
-def reap(backend: EnvBackend, console: Console, now: datetime, dry_run: bool = False) -> int:
-    due, skipped = to_reap(on_demand_rows(backend.stacks(), now))
+def reap(
+    backend: EnvBackend,
+    console: Console,
+    now: datetime,
+    dry_run: bool = False,
+    base: str | None = None,
+) -> int:
+    """Destroy expired environments (of one base only, where given: each base's account is
+    reaped with that account's credentials)."""
+    rows = [r for r in on_demand_rows(backend.stacks(), now) if base in (None, r.base)]
+    due, skipped = to_reap(rows)
     for row, why in skipped:
         console.print(f"skipped {row.stack}: {why}")
     if not due:

@@ -85,6 +85,17 @@ def test_create_dry_run_from_the_module_entry_point(capsys: pytest.CaptureFixtur
     assert "models.digits: endpoint off" in out
 
 
+def test_reap_and_list_can_be_limited_to_one_base(capsys: pytest.CaptureFixture[str]) -> None:
+    expired = datetime.now(UTC) - timedelta(hours=1)
+    copy_of_test = on_demand("test-c", expired)
+    copy_of_test = StackInfo("test-c", {**copy_of_test.tags, TAG_BASE: "test"}, 5, False, None)
+    backend = FakeBackend(infos={"dev-b": on_demand("dev-b", expired), "test-c": copy_of_test})
+    assert run(["env", "list", "--json", "--base", "test"], backend) == 0
+    assert [row["stack"] for row in json.loads(capsys.readouterr().out)] == ["test-c"]
+    assert run(["env", "reap", "--base", "dev"], backend) == 0
+    assert backend.calls == [("destroy", "dev-b"), ("remove", "dev-b")]
+
+
 def test_a_stack_tagged_by_hand_without_a_base_tag_is_not_listed() -> None:
     backend = FakeBackend(
         infos={"dev-x": StackInfo("dev-x", {TAG_EXPIRES: "2020-01-01T00:00:00Z"}, 3, False, None)}
