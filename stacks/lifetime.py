@@ -22,14 +22,19 @@ class LifetimeError(ValueError):
 
 
 def parse_ttl(text: str, flag: str = "--ttl") -> timedelta:
-    match = _TTL.fullmatch(text.strip())
-    if not text.strip() or match is None:
+    """`8h`, `90m`, `1d12h`, also as `describe` writes them (`1d 12h`)."""
+    compact = "".join(text.split())
+    match = _TTL.fullmatch(compact)
+    if not compact or match is None:
         raise LifetimeError(
             f"{flag} {text!r}: write days, hours and minutes, largest first (8h, 90m, 1d12h)"
         )
-    ttl = timedelta(
-        days=int(match["d"] or 0), hours=int(match["h"] or 0), minutes=int(match["m"] or 0)
-    )
+    try:
+        ttl = timedelta(
+            days=int(match["d"] or 0), hours=int(match["h"] or 0), minutes=int(match["m"] or 0)
+        )
+    except OverflowError:
+        ttl = MAX_TTL + timedelta(days=1)  # beyond what timedelta holds: refused below
     if ttl < MIN_TTL:
         raise LifetimeError(f"{flag} {text!r}: shorter than the minimum of {describe(MIN_TTL)}")
     if ttl > MAX_TTL:

@@ -520,9 +520,18 @@ def _on_demand_floors(settings: Settings) -> list[tuple[str, str]]:
     problems = []
     if settings.environment == "prod":
         problems.append(("on_demand", "prod has no on-demand copies; base them on dev or test"))
-    if settings.protection.protect:
+    # It expires: destroy must take everything, leaving nothing to pay for or to block it.
+    for flag in ("protect", "retain_on_delete"):
+        if getattr(settings.protection, flag):
+            problems.append(
+                (f"protection.{flag}", "must be false in an on-demand environment (it expires)")
+            )
+    if not settings.artifact_store.force_destroy:
         problems.append(
-            ("protection.protect", "must be false in an on-demand environment (it expires)")
+            (
+                "artifact_store.force_destroy",
+                "must be true in an on-demand environment (destroy empties its buckets)",
+            )
         )
     return problems
 
