@@ -15,6 +15,7 @@ MAX_FUNCTION_NAME = 64  # Lambda
 MAX_EVENT_RULE_NAME = 64  # EventBridge
 MAX_FEATURE_GROUP_NAME = 64
 MAX_MODEL_PACKAGE_GROUP_NAME = 63
+MAX_QUEUE_NAME = 80  # SQS
 
 
 class InvalidName(ValueError):
@@ -75,6 +76,15 @@ class Names:
 
     def function(self, purpose: str) -> str:
         return self._limited(f"{self.base}-{purpose}", "Lambda name", MAX_FUNCTION_NAME)
+
+    def queue(self, purpose: str) -> str:
+        return self._limited(f"{self.base}-{purpose}", "SQS queue name", MAX_QUEUE_NAME)
+
+    def queue_url(self, purpose: str) -> str:
+        """The URL SQS gives the queue `queue(purpose)`: known before it exists."""
+        suffix = "amazonaws.com.cn" if self.context.partition == "aws-cn" else "amazonaws.com"
+        region, account = self.context.region, self.context.account_id
+        return f"https://sqs.{region}.{suffix}/{account}/{self.queue(purpose)}"
 
     def event_rule(self, purpose: str) -> str:
         return self._limited(f"{self.base}-{purpose}", "EventBridge rule name", MAX_EVENT_RULE_NAME)

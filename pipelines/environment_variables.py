@@ -172,3 +172,62 @@ SM_HPS: EnvironmentVariable[dict[str, Any]] = EnvironmentVariable("SM_HPS", _jso
 CUDA_VISIBLE_DEVICES: EnvironmentVariable[str | None] = EnvironmentVariable(
     "CUDA_VISIBLE_DEVICES", _optional_str, None
 )
+
+# --- Cluster-backed training (pipelines/steps/cluster_request.py is the contract) -----------------
+
+
+def _json_list(text: str) -> list[Any]:
+    value = json.loads(text)
+    if not isinstance(value, list):
+        raise ValueError(f"expected a JSON list, got {type(value).__name__}")
+    return value
+
+
+def _flag(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError("expected true or false")
+    return text.lower() == "true"
+
+
+#: The launcher Lambda: the cluster it creates jobs on (name, API endpoint, base64 CA).
+MLOPS_CLUSTER_NAME: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_CLUSTER_NAME", _optional_str, None
+)
+MLOPS_CLUSTER_ENDPOINT: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_CLUSTER_ENDPOINT", _optional_str, None
+)
+MLOPS_CLUSTER_CA: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_CLUSTER_CA", _optional_str, None
+)
+#: {team: namespace} the launcher may create jobs in; a request for another team fails.
+MLOPS_TEAM_NAMESPACES: EnvironmentVariable[dict[str, Any]] = EnvironmentVariable(
+    "MLOPS_TEAM_NAMESPACES", _json_object, {}
+)
+#: {team: GPU quota}: a request for more GPUs than its team may hold at once fails at once.
+MLOPS_TEAM_GPUS: EnvironmentVariable[dict[str, Any]] = EnvironmentVariable(
+    "MLOPS_TEAM_GPUS", _json_object, {}
+)
+#: The GPUs the cluster's pools offer (accelerator labels); empty: not known (a shared
+#: cluster), so any is tried.
+MLOPS_GPU_ACCELERATORS: EnvironmentVariable[list[Any]] = EnvironmentVariable(
+    "MLOPS_GPU_ACCELERATORS", _json_list, []
+)
+#: Whether the Kubeflow training operator runs there (multi-node requests become PyTorchJobs).
+MLOPS_TRAINING_OPERATOR: EnvironmentVariable[bool] = EnvironmentVariable(
+    "MLOPS_TRAINING_OPERATOR", _flag, False
+)
+
+#: The job's entrypoint (pipelines/steps/cluster_run.py): its callback token and where its
+#: channels come from and its outputs go (S3 URIs under the team's prefix).
+MLOPS_CALLBACK_TOKEN: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_CALLBACK_TOKEN", _optional_str, None
+)
+MLOPS_TRAIN_URI: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_TRAIN_URI", _optional_str, None
+)
+MLOPS_VALIDATION_URI: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_VALIDATION_URI", _optional_str, None
+)
+MLOPS_OUTPUT_URI: EnvironmentVariable[str | None] = EnvironmentVariable(
+    "MLOPS_OUTPUT_URI", _optional_str, None
+)

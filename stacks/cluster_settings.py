@@ -163,6 +163,9 @@ class ClusterSettings(StrictModel):
     # serves environments whose VPC has no internet path. See README "Image mirror".
     image_registry: EcrPath | None = None
     teams: dict[TeamName, TeamSettings] = Field(default_factory=dict)
+    # The Kubeflow training operator runs on the cluster (installed by its owners): cluster-
+    # backed training may then span several nodes as a PyTorchJob.
+    training_operator: bool = False
 
     @model_validator(mode="after")
     def _mode_consistent(self) -> ClusterSettings:

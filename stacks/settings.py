@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from stacks.cluster_settings import ClusterSettings
+from stacks.cluster_training_settings import ClusterTrainingSettings, cluster_training_problems
 from stacks.deployment_settings import DeploymentSettings
 from stacks.monitoring_settings import MonitoringSettings
 from stacks.on_demand_settings import OnDemandSettings
@@ -253,9 +254,17 @@ class TrainingSettings(StrictModel):
     keep_alive_seconds: int = Field(default=0, ge=0, le=3600)
     volume_size_gb: int = Field(default=30, ge=1, le=16384)
     hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
+    # Where Train runs: a SageMaker training job, or a Job on the environment's GPU cluster
+    # (stacks/cluster_training_settings.py; README, "Training on the cluster").
+    backend: Literal["sagemaker", "cluster"] = "sagemaker"
+    cluster: ClusterTrainingSettings | None = None
 
     @model_validator(mode="after")
     def _spot_wait_exceeds_runtime(self) -> TrainingSettings:
+        if self.backend == "cluster" and self.cluster is None:
+            raise InvalidKeys([("cluster", "is required when backend is 'cluster' (the team)")])
+        if self.backend == "sagemaker" and self.cluster is not None:
+            raise InvalidKeys([("cluster", "is only used when backend is 'cluster'")])
         if self.max_wait_seconds is not None and self.max_wait_seconds <= self.max_runtime_seconds:
             raise InvalidKeys(
                 [
@@ -484,6 +493,7 @@ class Settings(StrictModel):
                 )
             )
         problems.extend(_on_demand_floors(self))
+        problems.extend(cluster_training_problems(self))
         # On-demand copies must be destroyable without leaving data behind, in test too.
         if (
             self.environment != "dev"
