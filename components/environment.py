@@ -15,6 +15,7 @@ import pulumi_aws as aws
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.aws_context import AwsContext
 from components.budget import CostBudget, CostBudgetArgs
+from components.cluster_training import ClusterAccess, ClusterTraining, ClusterTrainingArgs
 from components.encryption import Encryption, EncryptionArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
@@ -58,6 +59,17 @@ def cost_tags(stack: str, settings: Settings) -> dict[str, str]:
     }
 
 
+def _cluster_backed(settings: Settings) -> list[str]:
+    """The teams whose namespaces cluster-backed Train steps run in."""
+    return sorted(
+        {
+            model.training.cluster.team
+            for model in settings.models.values()
+            if model.training.backend == "cluster" and model.training.cluster is not None
+        }
+    )
+
+
 @dataclass
 class MlopsEnvironmentArgs:
     settings: Settings
@@ -75,6 +87,9 @@ class MlopsEnvironment(pulumi.ComponentResource):
     monitoring: Monitoring
     cluster: TrainingCluster | None
     teams: TeamNamespaces | None
+    # How cluster-backed Train steps reach the cluster, and the team namespaces there.
+    _cluster_access: ClusterAccess | None
+    _namespaces: dict[str, str]
 
     def __init__(
         self, name: str, args: MlopsEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
@@ -216,6 +231,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
             opts=child,
         )
         self._retrain_on_drift(name, settings, context, names, child)
+        self._train_on_cluster(name, settings, context, names, child)
         if self.cluster is not None:
             GpuMetrics(
                 f"{name}-gpu-metrics",
@@ -256,7 +272,8 @@ class MlopsEnvironment(pulumi.ComponentResource):
         """The environment's own training cluster, or its teams' namespaces on a shared one."""
         settings = args.settings
         cluster_settings = settings.cluster
-        self.cluster, self.teams = None, None
+        self.cluster, self.teams, self._cluster_access = None, None, None
+        self._namespaces = {}
         if cluster_settings.mode == "disabled":
             return
         if cluster_settings.mode == "managed":
@@ -277,6 +294,13 @@ class MlopsEnvironment(pulumi.ComponentResource):
             )
             cluster_name, kubernetes = self.cluster.cluster_name, self.cluster.kubernetes
             namespaces = {team: team for team in cluster_settings.teams}
+            self._cluster_access = ClusterAccess(
+                name=cluster_name,
+                endpoint=self.cluster.endpoint,
+                certificate_authority=self.cluster.certificate_authority,
+                security_group_id=self.cluster.cluster_security_group_id,
+                kubernetes=kubernetes,
+            )
         else:
             assert cluster_settings.shared_stack is not None  # settings validation ensures it
             shared = SharedCluster(
@@ -287,6 +311,15 @@ class MlopsEnvironment(pulumi.ComponentResource):
             cluster_name, kubernetes = shared.cluster_name, shared.kubernetes
             # The owner's own teams hold the plain names there.
             namespaces = {team: names.shared_namespace(team) for team in cluster_settings.teams}
+            if _cluster_backed(settings):
+                self._cluster_access = ClusterAccess(
+                    name=cluster_name,
+                    endpoint=shared.endpoint,
+                    certificate_authority=shared.certificate_authority,
+                    security_group_id=shared.security_group_id(),
+                    kubernetes=kubernetes,
+                )
+        self._namespaces = namespaces
         if not cluster_settings.teams:
             return
         buckets = self.artifact_store.buckets
@@ -299,8 +332,44 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 names=names,
                 cluster_name=cluster_name,
                 kubernetes=kubernetes,
-                bucket_arns=[buckets["datasets"].arn, buckets["models"].arn],
+                # The pipeline bucket too: cluster-backed Train steps read their channels there.
+                bucket_arns=[buckets[p].arn for p in ("datasets", "models", "pipeline")],
                 data_key_arn=self.encryption.data_key_arn,
+            ),
+            opts=child,
+        )
+
+    def _train_on_cluster(
+        self,
+        name: str,
+        settings: Settings,
+        context: AwsContext,
+        names: Names,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """The queue and launcher of cluster-backed Train steps, where a model has one."""
+        teams = _cluster_backed(settings)
+        if not teams or self.pipelines is None or self._cluster_access is None:
+            return
+        cluster = settings.cluster
+        ClusterTraining(
+            f"{name}-cluster-training",
+            ClusterTrainingArgs(
+                context=context,
+                names=names,
+                cluster=self._cluster_access,
+                namespaces={team: self._namespaces[team] for team in teams},
+                team_gpus={team: cluster.teams[team].gpus for team in teams},
+                accelerators=[pool.accelerator for pool in cluster.gpu_pools.values()],
+                training_operator=cluster.training_operator,
+                subnet_ids=self.network.private_subnet_ids,
+                pipeline_role_name=self.pipelines.execution_role_name,
+                pipeline_role_arn=self.pipelines.execution_role_arn,
+                models_bucket_arn=self.artifact_store.buckets["models"].arn,
+                data_key_arn=self.encryption.data_key_arn,
+                logs_key_arn=self.encryption.logs_key_arn,
+                log_retention_days=settings.logging.retention_days,
+                alert_topic_arn=self.monitoring.alert_topic_arn,
             ),
             opts=child,
         )

@@ -24,6 +24,8 @@ RESOURCE_CLASSES: dict[str, Any] = {
     "StorageClass": k8s.storage.v1.StorageClass,
     "ClusterRole": k8s.rbac.v1.ClusterRole,
     "ClusterRoleBinding": k8s.rbac.v1.ClusterRoleBinding,
+    "Role": k8s.rbac.v1.Role,
+    "RoleBinding": k8s.rbac.v1.RoleBinding,
 }
 
 

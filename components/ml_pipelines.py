@@ -59,6 +59,9 @@ class MlPipelines(pulumi.ComponentResource):
     # Models with `deployment` settings: their deployment pipeline and endpoint names.
     deployment_pipeline_arns: dict[str, pulumi.Output[str]]
     endpoint_names: dict[str, str]
+    # The role pipelines and their jobs run as (cluster-backed steps send requests with it).
+    execution_role_name: pulumi.Output[str]
+    execution_role_arn: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: MlPipelinesArgs, opts: pulumi.ResourceOptions | None = None
@@ -68,6 +71,7 @@ class MlPipelines(pulumi.ComponentResource):
         code = step_code()
         code_uri = self._upload_code(code)
         role = self._execution_role()
+        self.execution_role_name, self.execution_role_arn = role.name, role.arn
         self.pipeline_names, self.endpoint_names = {}, {}
         self.pipeline_arns = {
             model: self._pipeline(model, settings, role, code_uri, code.digest, TRAINING)

@@ -18,6 +18,8 @@ from components.kubeconfig import cluster_provider
 CLUSTER_NAME_OUTPUT = "training_cluster_name"
 CLUSTER_ENDPOINT_OUTPUT = "training_cluster_endpoint"
 CLUSTER_CA_OUTPUT = "training_cluster_certificate_authority"
+# Its security group: what reaches the private API endpoint (the cluster training launcher).
+CLUSTER_SECURITY_GROUP_OUTPUT = "training_cluster_security_group_id"
 
 
 @dataclass
@@ -28,6 +30,8 @@ class SharedClusterArgs:
 
 class SharedCluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    certificate_authority: pulumi.Output[str]
     kubernetes: k8s.Provider
 
     def __init__(
@@ -37,13 +41,20 @@ class SharedCluster(pulumi.ComponentResource):
         owner = pulumi.StackReference(
             f"{name}-owner", args.stack, opts=pulumi.ResourceOptions(parent=self)
         )
+        self._owner = owner
         self.cluster_name = owner.require_output(CLUSTER_NAME_OUTPUT).apply(str)
+        self.endpoint = owner.require_output(CLUSTER_ENDPOINT_OUTPUT).apply(str)
+        self.certificate_authority = owner.require_output(CLUSTER_CA_OUTPUT).apply(str)
         self.kubernetes = cluster_provider(
             f"{name}-kubernetes",
             cluster_name=self.cluster_name,
-            endpoint=owner.require_output(CLUSTER_ENDPOINT_OUTPUT).apply(str),
-            ca_data=owner.require_output(CLUSTER_CA_OUTPUT).apply(str),
+            endpoint=self.endpoint,
+            ca_data=self.certificate_authority,
             region=args.region,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"clusterName": self.cluster_name})
+
+    def security_group_id(self) -> pulumi.Output[str]:
+        """Read only where needed: owners deployed before it was exported lack it."""
+        return self._owner.require_output(CLUSTER_SECURITY_GROUP_OUTPUT).apply(str)

@@ -3,8 +3,9 @@
 Each namespace gets a ResourceQuota (GPUs, CPU, memory), container defaults, a default-deny
 NetworkPolicy with the traffic training needs allowed back, and a `training` service account
 that EKS Pod Identity maps to a role reading and writing only `teams/<team>/` of this
-environment's artifact buckets. Works the same on the environment's own cluster and on a
-shared one (another stack's), which is all an on-demand environment creates there.
+environment's artifact buckets and completing callback steps of its pipelines. Works the
+same on the environment's own cluster and on a shared one (another stack's), which is all an
+on-demand environment creates there.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws_context import AwsContext
 from components.cluster_policies import pod_identity_trust_policy, team_artifact_policy
+from components.cluster_training_policies import callback_statement
 from components.kubernetes_objects import create_object
 from components.naming import Names
 from components.team_manifests import TRAINING_SERVICE_ACCOUNT, team_manifests
@@ -77,6 +79,18 @@ class TeamNamespaces(pulumi.ComponentResource):
                 role=role.id,
                 policy=pulumi.Output.all(args.data_key_arn, *args.bucket_arns).apply(
                     functools.partial(_artifact_policy_json, team)
+                ),
+                opts=child,
+            )
+            # A cluster-backed Train step's Job reports its result to its pipeline itself.
+            aws.iam.RolePolicy(
+                f"{name}-{team}-callbacks",
+                role=role.id,
+                policy=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [callback_statement(args.context, args.names)],
+                    }
                 ),
                 opts=child,
             )

@@ -32,6 +32,10 @@ STEP_IMAGE_REPOSITORY = "training"
 # `pipeline` bucket expires everything after `pipeline_output_expiry_days`, so inputs and model
 # artifacts, which must outlive a run, live in `datasets` and `models`.
 PIPELINE_BUCKET, DATASETS_BUCKET, MODELS_BUCKET = "pipeline", "datasets", "models"
+# The SQS queue a cluster-backed Train step (a CallbackStep) sends its request to, for the
+# launcher Lambda; `Names.queue(CLUSTER_TRAINING_QUEUE)` is its name (the component creating
+# the queue uses this constant too).
+CLUSTER_TRAINING_QUEUE = "cluster-training"
 
 PLACEHOLDER = re.compile(r"\{\{[a-z0-9_]+\}\}")
 
@@ -83,6 +87,9 @@ class PipelineContext:
     pipeline_name: str
     # The feature group Preprocess ingests into (the model's spec in pipelines/features.py).
     feature_group_name: str
+    # The URL of the queue of cluster-backed Train steps (CLUSTER_TRAINING_QUEUE): known from
+    # the names alone. Only models with `training.backend: cluster` use it.
+    callback_queue_url: str = ""
 
     def __post_init__(self) -> None:
         if not self.code_uri.startswith("s3://") or not self.code_uri.endswith("/"):
@@ -151,4 +158,5 @@ def context_for_stack(
         code_uri=f"s3://{names.bucket(MODELS_BUCKET)}/code/{placeholder('code_hash')}/",
         pipeline_name=f"{names.base}-{model}-training",
         feature_group_name=names.feature_group(model),
+        callback_queue_url=names.queue_url(CLUSTER_TRAINING_QUEUE),
     )

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from components.cluster_policies import TEAM_PREFIX
 from pipelines.context import PipelineContext
 from stacks.settings import ModelSettings, ProcessingSettings
 
@@ -49,6 +50,14 @@ SDK_CONFIG: dict[str, Any] = {"SchemaVersion": "1.0"}
 def has_local_storage(instance_type: str) -> bool:
     """Whether the instance type has NVMe instance storage (and so takes no volume key)."""
     return LOCAL_STORAGE_INSTANCE.match(instance_type) is not None
+
+
+def cluster_team(model: ModelSettings) -> str | None:
+    """The team whose cluster quota a cluster-backed model trains on; None for SageMaker."""
+    training = model.training
+    if training.backend != "cluster" or training.cluster is None:
+        return None
+    return training.cluster.team
 
 
 def offline_sdk(region: str) -> None:
@@ -182,11 +191,16 @@ class JobSteps:
     # -- shared pieces ----------------------------------------------------------------------
 
     def run_prefix(self, *parts: str) -> Any:
-        """s3://<pipeline bucket>/<pipeline name>/<execution id>/<parts...>"""
+        """s3://<pipeline bucket>/<pipeline name>/<execution id>/<parts...>, with
+        `teams/<team>/` after the bucket for a cluster-backed model."""
         from sagemaker.core.workflow.functions import Join  # type: ignore[import-untyped]
 
-        context = self.context
-        values = ["s3:/", context.bucket, context.pipeline_name, self.execution_id, *parts]
+        context, team = self.context, cluster_team(self.model)
+        # A cluster-backed Train step runs as the team's pod identity, which may read and
+        # write only `teams/<team>/` of the artifact buckets (components/cluster_policies.py,
+        # team_artifact_policy): the run's outputs it reads (Preprocess's) must live there.
+        owner = [TEAM_PREFIX, team] if team is not None else []
+        values = ["s3:/", context.bucket, *owner, context.pipeline_name, self.execution_id, *parts]
         return Join(on="/", values=values)
 
     def processor(self, step: str, processing: ProcessingSettings | None = None) -> Any:

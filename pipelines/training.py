@@ -19,22 +19,35 @@ processing jobs from /opt/ml/processing/code/pipelines, the training job from it
 channel, /opt/ml/input/data/pipelines. The training job also gets its hyperparameters as
 `--name value` arguments: without SageMaker's training toolkit in the image, nothing else
 turns HyperParameters into something the script sees.
+
+Cluster-backed models (`training.backend: cluster`): Train is a CallbackStep of the same
+name instead. SageMaker sends its arguments (the contract in pipelines/steps/cluster_request.py)
+to the cluster training queue (`context.callback_queue_url`); the launcher Lambda runs the
+same image and train.py as a Kubernetes Job in the team's namespace, and the job completes
+the step with the `ModelArtifacts` and `Metrics` output parameters, which Evaluate and
+Register read where they read a training job's model artifacts (`model_artifacts`). The
+team's pods may use only `teams/<team>/` of the artifact buckets, so the run's outputs and
+the model live there (`JobSteps.run_prefix`).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from typing import TYPE_CHECKING, Any
 
+from components.cluster_policies import TEAM_PREFIX
 from pipelines.context import PipelineContext
 from pipelines.job_steps import (
     CODE_PACKAGE,
     PROCESSING_ROOT,
     JobSteps,
+    cluster_team,
     has_local_storage,
     offline_sdk,
     quiet_definition,
 )
+from pipelines.steps import cluster_request
 from stacks.settings import ModelSettings
 
 # The SDK ships no type information (no py.typed): its imports carry
@@ -123,6 +136,16 @@ def _script_training_step() -> type:
             return request
 
     return ScriptTrainingStep
+
+
+def model_artifacts(train: Any) -> Any:
+    """The S3 URI of model.tar.gz that a Train step produced: a training job's
+    ModelArtifacts.S3ModelArtifacts, or a cluster-backed (callback) step's output parameter."""
+    from sagemaker.mlops.workflow.callback_step import CallbackStep  # type: ignore[import-untyped]
+
+    if isinstance(train, CallbackStep):
+        return train.properties.Outputs[cluster_request.MODEL_ARTIFACTS]
+    return train.properties.ModelArtifacts.S3ModelArtifacts
 
 
 class _Builder(JobSteps):
@@ -223,6 +246,12 @@ class _Builder(JobSteps):
         )
 
     def train(self, preprocess: Any) -> Any:
+        """The Train step: a SageMaker training job, or a Job on the GPU cluster."""
+        if cluster_team(self.model) is not None:
+            return self.cluster_train(preprocess)
+        return self.sagemaker_train(preprocess)
+
+    def sagemaker_train(self, preprocess: Any) -> Any:
         from sagemaker.core.shapes import StoppingCondition  # type: ignore[import-untyped]
         from sagemaker.core.training.configs import (  # type: ignore[import-untyped]
             CheckpointConfig,
@@ -296,11 +325,79 @@ class _Builder(JobSteps):
             retry_policies=self.job_retries,
         )
 
+    def cluster_train(self, preprocess: Any) -> Any:
+        """A CallbackStep: SageMaker sends the request (pipelines/steps/cluster_request.py)
+        to the cluster training queue, the launcher Lambda runs it as a Kubernetes Job in the
+        team's namespace, and the job completes the step with its output parameters."""
+        from sagemaker.core.workflow.functions import Join  # type: ignore[import-untyped]
+        from sagemaker.mlops.workflow.callback_step import (
+            CallbackOutput,
+            CallbackOutputTypeEnum,
+            CallbackStep,
+        )
+
+        context, training = self.context, self.model.training
+        job = training.cluster
+        assert job is not None  # TrainingSettings requires it with backend "cluster"
+        if not context.callback_queue_url:
+            raise ValueError(
+                f"{context.model_name} trains on the cluster: the context needs callback_queue_url"
+            )
+        outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+        arguments: dict[str, Any] = {
+            cluster_request.MODEL: context.model_name,
+            cluster_request.TEAM: job.team,
+            cluster_request.IMAGE: context.image_uri,
+            cluster_request.GPUS_PER_NODE: str(job.gpus_per_node),
+            # The parameter: a run may ask for more nodes; the launcher checks the quota.
+            cluster_request.NODES: self.instance_count,
+            cluster_request.ACCELERATOR: job.accelerator or "",
+            cluster_request.CPU: job.cpu,
+            cluster_request.MEMORY: job.memory,
+            cluster_request.TRAIN_URI: outputs["train"].S3Output.S3Uri,
+            cluster_request.VALIDATION_URI: outputs["validation"].S3Output.S3Uri,
+            cluster_request.CODE_URI: context.code_uri,
+            # Under the team's prefix of the `models` bucket (its pods may write nowhere
+            # else), per execution; a prefix, so ending in "/".
+            cluster_request.OUTPUT_URI: Join(
+                on="",
+                values=[
+                    f"s3://{context.models_bucket}/{TEAM_PREFIX}/{job.team}/{context.model_name}/",
+                    self.execution_id,
+                    "/",
+                ],
+            ),
+            # The strings a training job's HyperParameters would hold (the SDK keeps strings
+            # and JSON-encodes the rest); cluster_run.py passes them as `--name value`.
+            cluster_request.HYPERPARAMETERS: json.dumps(
+                {
+                    name: value if isinstance(value, str) else json.dumps(value)
+                    for name, value in training.hyperparameters.items()
+                }
+            ),
+            cluster_request.MAX_RUNTIME_SECONDS: str(training.max_runtime_seconds),
+            cluster_request.MLFLOW_TRACKING_URI: context.mlflow_tracking_uri,
+            cluster_request.MLFLOW_EXPERIMENT_NAME: context.mlflow_experiment_name,
+        }
+        assert set(arguments) == set(cluster_request.ARGUMENTS)
+        # No retry policies: a CallbackStep takes none. Waiting for capacity (GPU nodes, the
+        # team's quota) happens in the cluster's scheduler queue instead.
+        return CallbackStep(
+            name=TRAIN,
+            sqs_queue_url=context.callback_queue_url,
+            inputs=arguments,
+            outputs=[
+                CallbackOutput(output_name=name, output_type=CallbackOutputTypeEnum.String)
+                for name in cluster_request.OUTPUTS
+            ],
+            cache_config=self.cache,
+        )
+
     def evaluate(self, preprocess: Any, train: Any) -> Any:
         from sagemaker.mlops.workflow.steps import ProcessingStep
 
         test = preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri
-        model = train.properties.ModelArtifacts.S3ModelArtifacts
+        model = model_artifacts(train)
         return ProcessingStep(
             name=EVALUATE,
             step_args=self.processor("evaluate").run(
@@ -322,7 +419,7 @@ class _Builder(JobSteps):
 
     def register(self, train: Any, evaluate: Any) -> Any:
         from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # type: ignore[import-untyped]
-        from sagemaker.core.workflow.functions import Join  # type: ignore[import-untyped]
+        from sagemaker.core.workflow.functions import Join
         from sagemaker.mlops.workflow.model_step import ModelStep  # type: ignore[import-untyped]
         from sagemaker.serve.model_builder import ModelBuilder  # type: ignore[import-untyped]
 
@@ -332,7 +429,7 @@ class _Builder(JobSteps):
             # Inference runs on the step image for now (same libraries as training); a
             # slimmer image from the `inference` repository can replace it later.
             image_uri=context.image_uri,
-            s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
+            s3_model_data_url=model_artifacts(train),
             role_arn=context.role_arn,
             sagemaker_session=self.session,
             # The default ({"auto": True}) means script mode: ModelBuilder would try to stage

@@ -52,6 +52,7 @@ from components.shared_cluster import (
     CLUSTER_CA_OUTPUT,
     CLUSTER_ENDPOINT_OUTPUT,
     CLUSTER_NAME_OUTPUT,
+    CLUSTER_SECURITY_GROUP_OUTPUT,
 )
 from stacks.loader import read_stack_config, settings_from_config, shown, stack_file
 from stacks.settings import PROJECT, Settings
@@ -239,6 +240,7 @@ def _computed_outputs(
             CLUSTER_NAME_OUTPUT: "mlops-shared",
             CLUSTER_ENDPOINT_OUTPUT: f"https://SHARED.gr7.{ctx.region}.eks.amazonaws.com",
             CLUSTER_CA_OUTPUT: FAKE_CA_DATA,
+            CLUSTER_SECURITY_GROUP_OUTPUT: "sg-0shared0000000000",
         }
         return {"outputs": outputs, "secretOutputNames": []}
     if resource_type == "aws:amp/workspace:Workspace":
@@ -255,6 +257,12 @@ def _computed_outputs(
         return {"arn": ctx.arn("events", f"rule/{inputs.get('name', args.name)}")}
     if resource_type == "aws:cloudwatch/metricAlarm:MetricAlarm":
         return {"arn": ctx.arn("cloudwatch", f"alarm:{inputs.get('name', args.name)}")}
+    if resource_type == "aws:sqs/queue:Queue":
+        name = inputs.get("name", args.name)
+        return {
+            "arn": ctx.arn("sqs", name),
+            "url": f"https://sqs.{ctx.region}.amazonaws.com/{ctx.account_id}/{name}",
+        }
     if resource_type == "aws:ec2/vpcEndpoint:VpcEndpoint":
         return {"prefixListId": "pl-" + resource_id[-8:]}
     if service:

@@ -11,6 +11,7 @@ from components.shared_cluster import (
     CLUSTER_CA_OUTPUT,
     CLUSTER_ENDPOINT_OUTPUT,
     CLUSTER_NAME_OUTPUT,
+    CLUSTER_SECURITY_GROUP_OUTPUT,
 )
 
 VPC_ID = VPC_ID_OUTPUT  # what a stack with `network.shared_stack` reads
@@ -30,6 +31,7 @@ ALERT_TOPIC_ARN = "alert_topic_arn"
 TRAINING_CLUSTER_NAME = CLUSTER_NAME_OUTPUT
 TRAINING_CLUSTER_ENDPOINT = CLUSTER_ENDPOINT_OUTPUT
 TRAINING_CLUSTER_CA = CLUSTER_CA_OUTPUT
+TRAINING_CLUSTER_SECURITY_GROUP = CLUSTER_SECURITY_GROUP_OUTPUT
 TEAM_NAMESPACES = "team_namespaces"  # {team: namespace}
 TEAM_ROLE_ARNS = "team_role_arns"  # {team: IAM role its jobs run as}
 
@@ -49,6 +51,7 @@ ALL = (
     TRAINING_CLUSTER_NAME,
     TRAINING_CLUSTER_ENDPOINT,
     TRAINING_CLUSTER_CA,
+    TRAINING_CLUSTER_SECURITY_GROUP,
     TEAM_NAMESPACES,
     TEAM_ROLE_ARNS,
 )
@@ -75,6 +78,7 @@ def export_outputs(env: MlopsEnvironment) -> None:
         pulumi.export(TRAINING_CLUSTER_NAME, env.cluster.cluster_name)
         pulumi.export(TRAINING_CLUSTER_ENDPOINT, env.cluster.endpoint)
         pulumi.export(TRAINING_CLUSTER_CA, env.cluster.certificate_authority)
+        pulumi.export(TRAINING_CLUSTER_SECURITY_GROUP, env.cluster.cluster_security_group_id)
     if env.teams is not None:
         pulumi.export(TEAM_NAMESPACES, env.teams.namespaces)
         pulumi.export(TEAM_ROLE_ARNS, env.teams.role_arns)

@@ -68,6 +68,10 @@ ARGUMENTS = (
     MLFLOW_EXPERIMENT_NAME,
 )
 
+# SQS delivers a request this often before the dead-letter queue takes it; the launcher's
+# last attempt fails the step instead, so it does not wait for nothing.
+MAX_RECEIVES = 5
+
 # The step's output parameters.
 MODEL_ARTIFACTS, METRICS = "ModelArtifacts", "Metrics"
 OUTPUTS = (MODEL_ARTIFACTS, METRICS)
