@@ -231,3 +231,6 @@ MLOPS_VALIDATION_URI: EnvironmentVariable[str | None] = EnvironmentVariable(
 MLOPS_OUTPUT_URI: EnvironmentVariable[str | None] = EnvironmentVariable(
     "MLOPS_OUTPUT_URI", _optional_str, None
 )
+
+#: The pod's rank in a multi-node PyTorchJob (set by the training operator; 0 elsewhere).
+RANK: EnvironmentVariable[int] = EnvironmentVariable("RANK", int, 0)

@@ -205,7 +205,9 @@ class _Builder(JobSteps):
             name=self.context.pipeline_name,
             parameters=[
                 self.input_data,
-                self.instance_type,
+                # The cluster picks nodes by GPU (training.cluster), not by instance type: a
+                # knob that changed nothing would mislead whoever turns it.
+                *([self.instance_type] if self.model.training.backend == "sagemaker" else []),
                 self.instance_count,
                 self.threshold,
                 self.approval,

@@ -108,3 +108,16 @@ def test_a_shared_cluster_accepts_any_accelerator_it_cannot_see() -> None:
     }
     settings = settings_from_config(config, source="dev")
     assert settings.models["digits"].training.cluster is not None
+
+
+def test_a_schedule_may_not_set_the_instance_type_of_a_cluster_backed_pipeline() -> None:
+    from pipelines.training import PARAMETERS
+    from stacks.cluster_training_settings import INSTANCE_TYPE_PARAMETER
+
+    assert INSTANCE_TYPE_PARAMETER in PARAMETERS
+    config = with_cluster_training()
+    config[P + "models"]["digits"]["schedule"]["parameters"] = {"TrainingInstanceType": "x"}
+    assert (
+        f"{P}models.digits.schedule.parameters.TrainingInstanceType: a cluster-backed pipeline "
+        "has no such parameter (set models.digits.training.cluster.accelerator to choose the GPU)"
+    ) in problems_of("dev", config)

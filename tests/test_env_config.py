@@ -210,7 +210,7 @@ def test_changes_say_what_differs_from_the_base() -> None:
 def test_the_base_config_is_not_mutated(base: str) -> None:
     config = stack_config(base)
     before = copy.deepcopy(config)
-    derive(request(base, overrides=("models.digits.training.instance_count=2",)), config, NOW)
+    derive(request(base, overrides=("models.digits.quality_gate.threshold=0.5",)), config, NOW)
     assert config == before
 
 
@@ -555,11 +555,12 @@ def test_the_derived_stack_goes_away_whole(base: str) -> None:
 def test_the_derived_stack_creates_far_fewer_resources_than_its_base(base: str) -> None:
     derived_counts = evaluated(base).count_by_type()
     base_counts = recorded(base).count_by_type()
-    # Measured (cloud resources, no components or providers): dev 191 -> dev-alice 106,
-    # test 191 -> test-alice 106. The copy adds no kind of resource and no more of any kind.
+    # Measured (cloud resources, no components or providers): dev 191 -> dev-alice 107,
+    # test 191 -> test-alice 107 (a cluster-backed model adds its launcher and queue to
+    # both). The copy adds no kind of resource and no more of any kind.
     grown = {t: (n, base_counts[t]) for t, n in derived_counts.items() if n > base_counts[t]}
     assert grown == {}
-    assert sum(derived_counts.values()) <= 0.6 * sum(base_counts.values())
+    assert sum(derived_counts.values()) <= 0.62 * sum(base_counts.values())
 
 
 @pytest.mark.parametrize(

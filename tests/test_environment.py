@@ -81,6 +81,8 @@ def test_components_nest_under_the_environment(recording: StackRecording) -> Non
     deployment = recording.settings.models["digits"].deployment
     if deployment is not None and deployment.retrain_on_drift:
         assert children.pop("mlops-digits-retraining") == "mlops:retraining:DriftRetraining"
+    if recording.settings.models["digits"].training.backend == "cluster":
+        assert children.pop("mlops-cluster-training") == "mlops:training:ClusterTraining"
     assert children == {
         "mlops-aws": PROVIDER,
         "mlops-encryption": "mlops:encryption:Encryption",

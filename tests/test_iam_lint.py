@@ -72,3 +72,18 @@ def test_parliament_catches_a_bad_identity_policy() -> None:
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b"}
     ]}  # fmt: skip
     assert "RESOURCE_MISMATCH" in _issues(bad)
+
+
+def test_cluster_training_policies_have_no_findings() -> None:
+    """The launcher's, the teams' callback and the pipelines' queue policies (a stack with a
+    cluster-backed model; no committed stack has one)."""
+    from tests.test_cluster_training import cluster_backed
+
+    documents = [
+        (holder, document)
+        for holder, document in identity_documents(stack_view(cluster_backed()))
+        if "cluster-training" in holder.name or holder.name.endswith("-callbacks")
+    ]
+    assert len(documents) == 3
+    for holder, document in documents:
+        assert _unexplained(document) == [], holder.name

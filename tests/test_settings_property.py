@@ -291,6 +291,14 @@ def hex_ids(prefix: str) -> st.SearchStrategy[str]:
     return st.text("0123456789abcdef", min_size=8, max_size=17).map(f"{prefix}-{{}}".format)
 
 
+def without_cluster(config: dict[str, Any]) -> None:
+    """No cluster, so no model may train on one."""
+    config.pop(P + "cluster")
+    for model in config[P + "models"].values():
+        model.get("training", {}).pop("backend", None)
+        model.get("training", {}).pop("cluster", None)
+
+
 @FAST
 @given(
     stack=st.sampled_from(STACKS),
@@ -307,7 +315,7 @@ def test_valid_network_settings_are_accepted(
     as_engine_text: bool,
 ) -> None:
     config = fresh_config(stack)
-    config.pop(P + "cluster")  # egress 'none' needs the cluster's image mirror; not tested here
+    without_cluster(config)  # egress 'none' needs the cluster's image mirror; not tested here
     network = {"cidr": str(cidr), "az_count": az_count, "nat_gateways": nat_gateways}
     config[P + "network"] = json.dumps(network) if as_engine_text else network
 
@@ -337,7 +345,7 @@ def test_matching_existing_vpc_is_accepted(
         "private_route_table_ids": data.draw(st.lists(hex_ids("rtb"), min_size=1, max_size=6)),
     }
     config = fresh_config(stack)
-    config.pop(P + "cluster")  # egress 'none' needs the cluster's image mirror; not tested here
+    without_cluster(config)  # egress 'none' needs the cluster's image mirror; not tested here
     config[P + "network"] = {"cidr": str(cidr), "az_count": az_count, "existing_vpc": existing}
 
     loaded = settings_from_config(config, source=SOURCE).network

@@ -145,13 +145,18 @@ def test_public_endpoint_only_to_the_allow_list() -> None:
 def test_access_entries_follow_the_stack_file(recording: StackRecording) -> None:
     access = stack_config(recording.stack)[KEY]["access"]
     cluster = recording.named("mlops-cluster")
-    # The cluster's own entries (the managed Prometheus scraper's is tested with GpuMetrics).
+    # The cluster's own entries (the managed Prometheus scraper's is tested with GpuMetrics,
+    # the cluster training launcher's with ClusterTraining).
     entries = {
         e.inputs["principalArn"]: e.inputs
         for e in recording.descendants(cluster)
         if e.type == ACCESS_ENTRY
     }
-    associations = {a.inputs["principalArn"]: a.inputs for a in recording.of_type(ACCESS_POLICY)}
+    associations = {
+        a.inputs["principalArn"]: a.inputs
+        for a in recording.descendants(cluster)
+        if a.type == ACCESS_POLICY
+    }
     assert set(entries) == set(associations) == {a["principal_arn"] for a in access}
     assert len(entries) == len(access)
     suffixes = {
@@ -537,8 +542,10 @@ def _assert_team_identity(recording: StackRecording, namespaces: dict[str, str])
         assert association["roleArn"] == recording.outputs[outputs.TEAM_ROLE_ARNS][team]
         statements = _statements(recording, f"mlops-teams-{team}-artifacts")
         objects = statements["ReadWriteOwnPrefix"]["Resource"]
+        # The pipeline bucket too: a cluster-backed Train step's channels are there.
+        team_buckets = ("datasets", "models", "pipeline")
         assert objects == [
-            f"arn:aws:s3:::{buckets[purpose]}/teams/{team}/*" for purpose in ("datasets", "models")
+            f"arn:aws:s3:::{buckets[purpose]}/teams/{team}/*" for purpose in team_buckets
         ]
         assert statements["ListOwnPrefix"]["Condition"] == {
             "StringLike": {"s3:prefix": [f"teams/{team}/*"]}
@@ -555,7 +562,9 @@ def _assert_team_identity(recording: StackRecording, namespaces: dict[str, str])
             for arn in resources:
                 if arn.startswith("arn:aws:s3:::"):
                     bucket = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
-                    assert bucket in (buckets["datasets"], buckets["models"]), arn
+                    assert bucket in [buckets[purpose] for purpose in team_buckets], arn
+        callbacks = _statements(recording, f"mlops-teams-{team}-callbacks")
+        assert set(callbacks) == {"CompleteCallbackSteps"}
 
 
 def test_team_identities_are_scoped_to_their_prefix(recording: StackRecording) -> None:

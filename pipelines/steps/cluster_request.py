@@ -11,18 +11,33 @@ The message. SageMaker sends one SQS message per step execution:
      "status": "Executing", "arguments": {<ARGUMENTS, every value a string>}}
 
 The outputs. The step completes with SendPipelineExecutionStepSuccess carrying the OUTPUTS
-(`ModelArtifacts`: the S3 URI of model.tar.gz, as a SageMaker training job's
-`ModelArtifacts.S3ModelArtifacts`; `Metrics`: the S3 URI of metrics.json), which Evaluate and
-Register read exactly as they read a training job's; or with SendPipelineExecutionStepFailure
-and a reason people can act on.
+(`ModelArtifacts`: the S3 URI of model.tar.gz, what Evaluate and Register read in place of a
+training job's `ModelArtifacts.S3ModelArtifacts`; `Metrics`: the S3 URI of the metrics.json
+train.py wrote, which a SageMaker job only keeps inside output.tar.gz), or with
+SendPipelineExecutionStepFailure and a reason people can act on.
 
 The container. The same image and train.py as a SageMaker training job, with the same
 layout: channels in /opt/ml/input/data/{train,validation}, the model written to
 /opt/ml/model (packed into model.tar.gz), other outputs to /opt/ml/output/data,
 hyperparameters as `--name value` arguments, MLflow from MLFLOW_TRACKING_URI and
-MLFLOW_EXPERIMENT_NAME. Only the staging differs: in a SageMaker job SageMaker copies the
-channels and uploads the model; on the cluster, cluster_run.py does it with the team's
-pod identity, under the team's prefix of the artifact buckets.
+MLFLOW_EXPERIMENT_NAME (MLOPS_PIPELINE_EXECUTION_ID groups the run under its execution).
+Only the staging differs, and it is done with the team's pod identity, under the team's
+prefix of the artifact buckets:
+
+1. the launcher copies the step code (`codeUri`) to `<outputUri>code/`;
+2. the pod's init container runs stage_code.py (`python -c <its source> <uri> <dir>`) to put
+   it in /opt/ml/code/pipelines; the main container has PYTHONPATH=/opt/ml/code;
+3. the main container runs `python -m pipelines.steps.cluster_run --name value ...`, which
+   downloads the channels, runs train.py, uploads `<outputUri>model.tar.gz` and
+   `<outputUri>metrics.json`, and reports (environment: MLOPS_CALLBACK_TOKEN,
+   MLOPS_TRAIN_URI, MLOPS_VALIDATION_URI, MLOPS_OUTPUT_URI, AWS_DEFAULT_REGION).
+
+Failures. A request the launcher cannot start fails the step at once with the reason. A
+job that fails reports its own failure (cluster_run.py's exit codes tell the Job's
+podFailurePolicy not to run it again); a pod killed outright (deadline, OOM, lost node, a
+failed init container) reports nothing, and the launcher's sweep fails the step within
+minutes. Checkpoints are not synced to S3 on the cluster: a pod the Job replaces starts
+training again.
 """
 
 from __future__ import annotations

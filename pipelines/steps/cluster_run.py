@@ -33,9 +33,9 @@ second report because the step no longer waits for the token, and this module lo
   botocore's retries, no region); another try may report.
 
 A pod killed outright (OOM, node lost, SIGTERM at the Job's deadline) reports nothing; the
-launcher's sweep (pipelines/steps/launcher.py) fails the step then. Every pod reports: a
-multi-node job would need this to report from rank 0 only (not done: train.py trains on one
-node).
+launcher's sweep (pipelines/steps/launcher.py) fails the step then. In a multi-node
+PyTorchJob only rank 0 (RANK, set by the training operator) trains, uploads and reports: the
+pilot train.py trains on one node, and a step takes one report; other ranks exit 0 at once.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from pipelines.environment_variables import (
     MLOPS_OUTPUT_URI,
     MLOPS_TRAIN_URI,
     MLOPS_VALIDATION_URI,
+    RANK,
 )
 from pipelines.steps.aws_calls import boto3_client, error_code
 from pipelines.steps.cluster_request import (
@@ -320,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The job container's entry point; returns the exit code (see the module's docstring)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if RANK.get() != 0:
+        logger.info("rank %d: only rank 0 trains and reports (train.py is single-node)", RANK.get())
+        return EXIT_SUCCEEDED
     token = callback_token()
     if token is None:
         logger.error(

@@ -131,10 +131,9 @@ def test_train_is_a_callback_to_the_cluster_queue(definition: dict[str, Any]) ->
     # Cached like the other steps; a CallbackStep takes no retry policies.
     assert train["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P7D"}
     assert "RetryPolicies" not in train
-    # The parameters are the same as a SageMaker-backed model's.
+    # A SageMaker-backed model's, less the instance type: the cluster picks nodes by GPU.
     assert [p["Name"] for p in definition["Parameters"]] == [
         "InputDataUri",
-        "TrainingInstanceType",
         "TrainingInstanceCount",
         "QualityThreshold",
         "ModelApprovalStatus",

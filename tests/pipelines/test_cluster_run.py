@@ -494,3 +494,16 @@ def test_model_archive_packs_files_at_the_root(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="saved no model"):
         cluster_run.pack_model(tmp_path / "empty", tmp_path / "other.tar.gz")
+
+
+def test_only_rank_zero_of_a_multi_node_job_trains_and_reports(
+    job: Job, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RANK", "1")
+    caplog.set_level("INFO")
+    regions = replace_clients(monkeypatch, cluster_run, job.s3, object())
+    assert cluster_run.main(HYPERPARAMETERS) == EXIT_SUCCEEDED
+    assert "rank 1: only rank 0 trains and reports" in caplog.text
+    assert regions == []
+    assert not job.root.exists()
+    assert job.calls == []
