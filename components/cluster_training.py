@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -32,6 +31,7 @@ from components.cluster_training_policies import (
     send_requests_policy,
 )
 from components.kubernetes_objects import create_object
+from components.lambda_package import RUNTIME, code_archive, package_files
 from components.naming import Names
 from components.trust_policies import service_trust_policy
 from pipelines.context import CLUSTER_TRAINING_QUEUE
@@ -46,22 +46,17 @@ from pipelines.environment_variables import (
 )
 from pipelines.steps.cluster_request import MAX_RECEIVES
 
-ROOT = Path(__file__).resolve().parent.parent
 # The launcher's code: its modules and what they import, as a package.
-LAUNCHER_FILES = (
-    "pipelines/__init__.py",
-    "pipelines/environment_variables.py",
-    "pipelines/steps/__init__.py",
-    "pipelines/steps/aws_calls.py",
-    "pipelines/steps/cluster_request.py",
-    "pipelines/steps/cluster_run.py",
-    "pipelines/steps/cluster_job.py",
-    "pipelines/steps/eks_api.py",
-    "pipelines/steps/launcher.py",
-    "pipelines/steps/stage_code.py",
+LAUNCHER_FILES = package_files(
+    "aws_calls",
+    "cluster_request",
+    "cluster_run",
+    "cluster_job",
+    "eks_api",
+    "launcher",
+    "stage_code",
 )
 LAUNCHER_HANDLER = "pipelines.steps.launcher.handler"
-LAUNCHER_RUNTIME = "python3.12"
 LAUNCHER_TIMEOUT_SECONDS = 120
 # SQS hides a message this long while the launcher works on it (AWS: >= 6x the timeout).
 VISIBILITY_TIMEOUT_SECONDS = 6 * LAUNCHER_TIMEOUT_SECONDS
@@ -224,11 +219,9 @@ class ClusterTraining(pulumi.ComponentResource):
             name=function_name,
             description="Starts cluster-backed Train steps as Kubernetes Jobs; sweeps dead ones",
             role=role.arn,
-            runtime=LAUNCHER_RUNTIME,
+            runtime=RUNTIME,
             handler=LAUNCHER_HANDLER,
-            code=pulumi.AssetArchive(
-                {path: pulumi.FileAsset(str(ROOT / path)) for path in LAUNCHER_FILES}
-            ),
+            code=code_archive(LAUNCHER_FILES),
             timeout=LAUNCHER_TIMEOUT_SECONDS,
             kms_key_arn=args.data_key_arn,
             # In the VPC, in the cluster's security group: the API endpoint is private.

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import AwsContext
+from components.lambda_package import RUNTIME, code_archive, package_files
 from components.naming import Names
 from components.retraining_policies import drift_events_pattern, trigger_policy
 from components.trust_policies import service_trust_policy
@@ -27,16 +27,9 @@ from pipelines.environment_variables import (
 )
 from pipelines.steps.monitor import schedule_name_for
 
-ROOT = Path(__file__).resolve().parent.parent
 # The trigger's code: its module and what it imports, as a package.
-TRIGGER_FILES = (
-    "pipelines/__init__.py",
-    "pipelines/environment_variables.py",
-    "pipelines/steps/__init__.py",
-    "pipelines/steps/retrain_trigger.py",
-)
+TRIGGER_FILES = package_files("retrain_trigger")
 TRIGGER_HANDLER = "pipelines.steps.retrain_trigger.handler"
-TRIGGER_RUNTIME = "python3.12"
 TRIGGER_TIMEOUT_SECONDS = 30
 
 
@@ -89,11 +82,9 @@ class DriftRetraining(pulumi.ComponentResource):
             name=function_name,
             description=f"Retrains {args.model} when Model Monitor finds violations",
             role=role.arn,
-            runtime=TRIGGER_RUNTIME,
+            runtime=RUNTIME,
             handler=TRIGGER_HANDLER,
-            code=pulumi.AssetArchive(
-                {path: pulumi.FileAsset(str(ROOT / path)) for path in TRIGGER_FILES}
-            ),
+            code=code_archive(TRIGGER_FILES),
             timeout=TRIGGER_TIMEOUT_SECONDS,
             # One at a time: two violations at once must not both pass the cooldown check.
             reserved_concurrent_executions=1,

@@ -16,7 +16,7 @@ from stacks.offline import RecordedResource, StackRecording, evaluate_config
 from stacks.policy_check import check
 from tests.conftest import recorded, stack_config
 from tests.kubernetes_checks import schema_errors
-from tests.test_retraining import ROOT, _imported_modules
+from tests.lambda_packages import assert_package_holds_its_imports
 
 P = "mlops-platform:"
 C = "mlops-cluster-training"
@@ -135,13 +135,7 @@ def test_the_launcher_runs_in_the_vpc_with_the_clusters_security_group() -> None
 
 def test_the_launcher_package_holds_everything_it_imports() -> None:
     code: dict[str, Any] = cluster_backed().named(f"{C}-launcher").inputs["code"]
-    assert set(code["archive"]) == set(LAUNCHER_FILES)
-    packaged = {f.removesuffix(".py").replace("/", ".") for f in LAUNCHER_FILES}
-    packaged |= {p.removesuffix(".__init__") for p in packaged}
-    for file in LAUNCHER_FILES:
-        ours = {m for m in _imported_modules(ROOT / file) if m.startswith("pipelines")}
-        assert ours <= packaged, file
-    assert LAUNCHER_HANDLER.rsplit(".", 1)[0] in packaged
+    assert_package_holds_its_imports(code, LAUNCHER_FILES, LAUNCHER_HANDLER)
 
 
 def test_requests_reach_the_launcher_which_reports_per_message() -> None:

@@ -3,9 +3,7 @@ the training pipeline through the retrain trigger (a Lambda function with a cool
 
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +13,8 @@ from stacks import outputs
 from stacks.loader import SettingsError, settings_from_config
 from stacks.offline import StackRecording
 from tests.conftest import recorded, stack_config
+from tests.lambda_packages import assert_package_holds_its_imports
 
-ROOT = Path(__file__).resolve().parent.parent
 RETRAINING = "mlops:retraining:DriftRetraining"
 
 
@@ -92,26 +90,9 @@ def test_the_trigger_may_only_start_its_training_pipeline(retraining: StackRecor
     }
 
 
-def _imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-    return found
-
-
 def test_the_trigger_package_holds_everything_it_imports(retraining: StackRecording) -> None:
     code: dict[str, Any] = retraining.named("mlops-digits-retraining-trigger").inputs["code"]
-    assert set(code["archive"]) == set(TRIGGER_FILES)
-    packaged = {f.removesuffix(".py").replace("/", ".") for f in TRIGGER_FILES}
-    packaged |= {p.removesuffix(".__init__") for p in packaged}
-    for file in TRIGGER_FILES:
-        ours = {m for m in _imported_modules(ROOT / file) if m.startswith("pipelines")}
-        assert ours <= packaged, file
-    assert TRIGGER_HANDLER.rsplit(".", 1)[0] in packaged
+    assert_package_holds_its_imports(code, TRIGGER_FILES, TRIGGER_HANDLER)
 
 
 def test_serverless_endpoints_cannot_retrain_on_drift() -> None:

@@ -136,11 +136,7 @@ class TrainingRequest:
 
     @property
     def model_artifacts_uri(self) -> str:
-        return self.output_uri + MODEL_ARCHIVE
-
-    @property
-    def metrics_uri(self) -> str:
-        return self.output_uri + METRICS_FILE
+        return model_artifacts_uri(self.output_uri)
 
 
 def parse_token(body: str) -> str | None:
@@ -225,11 +221,19 @@ def _hyperparameters(text: str) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
 
 
-def success_parameters(request: TrainingRequest) -> list[dict[str, str]]:
-    """SendPipelineExecutionStepSuccess's OutputParameters for a finished request."""
+def model_artifacts_uri(output_uri: str) -> str:
+    return output_uri + MODEL_ARCHIVE
+
+
+def metrics_uri(output_uri: str) -> str:
+    return output_uri + METRICS_FILE
+
+
+def success_parameters(output_uri: str) -> list[dict[str, str]]:
+    """SendPipelineExecutionStepSuccess's OutputParameters for a request's `outputUri`."""
     return [
-        {"Name": MODEL_ARTIFACTS, "Value": request.model_artifacts_uri},
-        {"Name": METRICS, "Value": request.metrics_uri},
+        {"Name": MODEL_ARTIFACTS, "Value": model_artifacts_uri(output_uri)},
+        {"Name": METRICS, "Value": metrics_uri(output_uri)},
     ]
 
 

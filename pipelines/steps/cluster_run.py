@@ -63,12 +63,13 @@ from pipelines.environment_variables import (
 )
 from pipelines.steps.aws_calls import boto3_client, error_code
 from pipelines.steps.cluster_request import (
-    METRICS,
     METRICS_FILE,
     MODEL_ARCHIVE,
-    MODEL_ARTIFACTS,
     failure_reason,
+    metrics_uri,
+    model_artifacts_uri,
     parse_token,
+    success_parameters,
 )
 from pipelines.steps.stage_code import S3Reader, StagingError, download_prefix, split_s3_uri
 
@@ -123,14 +124,6 @@ class JobLocations:
     validation_uri: str
     output_uri: str
 
-    @property
-    def model_artifacts_uri(self) -> str:
-        return self.output_uri + MODEL_ARCHIVE
-
-    @property
-    def metrics_uri(self) -> str:
-        return self.output_uri + METRICS_FILE
-
 
 @dataclass(frozen=True)
 class TrainPaths:
@@ -140,15 +133,6 @@ class TrainPaths:
     validation_dir: Path
     model_dir: Path
     output_data_dir: Path
-
-
-def output_parameters(locations: JobLocations) -> list[dict[str, str]]:
-    """SendPipelineExecutionStepSuccess's OutputParameters: the contract's OUTPUTS, as
-    `cluster_request.success_parameters` builds them for the launcher's request."""
-    return [
-        {"Name": MODEL_ARTIFACTS, "Value": locations.model_artifacts_uri},
-        {"Name": METRICS, "Value": locations.metrics_uri},
-    ]
 
 
 def callback_token() -> str | None:
@@ -257,10 +241,10 @@ def train_and_upload(s3: S3Client, argv: Sequence[str]) -> JobLocations:
     scratch = Path(_stage("package", tempfile.mkdtemp, "", "package-", paths.model_dir.parent))
     try:
         archive = _stage("package", pack_model, paths.model_dir, scratch / MODEL_ARCHIVE)
-        _stage("upload", upload, s3, archive, locations.model_artifacts_uri)
+        _stage("upload", upload, s3, archive, model_artifacts_uri(locations.output_uri))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _stage("upload", upload, s3, metrics, locations.metrics_uri)
+    _stage("upload", upload, s3, metrics, metrics_uri(locations.output_uri))
     return locations
 
 
@@ -304,7 +288,7 @@ def run_job(s3: S3Client, sagemaker: SageMakerClient, token: str, argv: Sequence
         "success",
         sagemaker.send_pipeline_execution_step_success,
         CallbackToken=token,
-        OutputParameters=output_parameters(locations),
+        OutputParameters=success_parameters(locations.output_uri),
     )
     return EXIT_SUCCEEDED if refused is None else refused
 

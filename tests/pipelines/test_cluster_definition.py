@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from policy.mlops_rules.model import ENVIRONMENT_TYPE
 from policy.mlops_rules.pipeline_definitions import PIPELINE, processing_jobs, training_jobs
 from stacks.loader import load_stack_settings, read_stack_config, settings_from_config, stack_file
 from stacks.settings import ModelSettings, Settings
+from tests.pipelines.test_training_definition import steps_of
 
 STACK, MODEL, TEAM = "dev", "digits", "research"
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/111111111111/mlops-dev-cluster-training"
@@ -74,18 +75,6 @@ def sagemaker_text() -> str:
     return definition_json(
         context_for_stack(STACK, MODEL), load_stack_settings(STACK).models[MODEL]
     )
-
-
-def all_steps(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for step in steps:
-        yield step
-        if step["Type"] == "Condition":
-            yield from all_steps(step["Arguments"].get("IfSteps", []))
-            yield from all_steps(step["Arguments"].get("ElseSteps", []))
-
-
-def steps_of(definition: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    return {step["Name"]: step for step in all_steps(definition["Steps"])}
 
 
 def run_prefix(context: PipelineContext, *parts: str) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def test_a_good_message_parses_into_the_request() -> None:
     assert request.accelerator is None
     assert request.hyperparameters == {"max_depth": "6", "eval_metric": '["mlogloss"]'}
     assert request.max_runtime_seconds == 1800
-    assert success_parameters(request) == [
+    assert success_parameters(request.output_uri) == [
         {"Name": MODEL_ARTIFACTS, "Value": f"{GOOD_ARGUMENTS['outputUri']}model.tar.gz"},
         {"Name": METRICS, "Value": f"{GOOD_ARGUMENTS['outputUri']}metrics.json"},
     ]
