@@ -33,8 +33,6 @@ from stacks.on_demand_settings import tag_time
 from stacks.settings import PROJECT, Settings
 
 Endpoints = Literal["serverless", "off"]
-# What a serverless copy of an instance endpoint gets (ServerlessSettings' defaults).
-SERVERLESS_DEFAULT: dict[str, Any] = {}
 
 
 class EnvError(Exception):
@@ -162,7 +160,8 @@ def _make_disposable(
 def _endpoint(deployment: Mapping[str, Any], endpoints: Endpoints) -> dict[str, Any] | None:
     if endpoints == "off":
         return None
-    serverless = deployment.get("serverless") or SERVERLESS_DEFAULT
+    # A copy: `--set` may change it. An instance endpoint gets ServerlessSettings' defaults.
+    serverless = dict(deployment.get("serverless") or {})
     kept = {k: deployment[k] for k in ("latency_p99_ms",) if k in deployment}
     return {**kept, "serverless": serverless}
 

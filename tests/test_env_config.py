@@ -578,3 +578,14 @@ def test_an_override_that_would_leave_resources_behind_is_refused(override: str,
     # on destroy, so it goes away whole".
     message = refusal(request(overrides=(override,)))
     assert key in message
+
+
+def test_an_override_of_one_copy_does_not_leak_into_the_next() -> None:
+    """test's instance endpoint becomes serverless with defaults in every copy, whatever an
+    earlier copy in the same process set."""
+    config = stack_config("test")
+    resized = ("models.digits.deployment.serverless.memory_mb=4096",)
+    first = derive(request("test", name="one", overrides=resized), config, NOW)
+    second = derive(request("test", name="two"), config, NOW)
+    assert first.config[P + "models"]["digits"]["deployment"]["serverless"] == {"memory_mb": 4096}
+    assert second.config[P + "models"]["digits"]["deployment"]["serverless"] == {}
