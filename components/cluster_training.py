@@ -14,6 +14,7 @@ queue, whose depth alarms on the environment's alert topic.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +32,13 @@ from components.cluster_training_policies import (
     send_requests_policy,
 )
 from components.kubernetes_objects import create_object
-from components.lambda_package import RUNTIME, code_archive, package_files
+from components.lambda_package import (
+    RUNTIME,
+    code_archive,
+    function_logs_and_role,
+    package_files,
+)
 from components.naming import Names
-from components.trust_policies import service_trust_policy
 from pipelines.context import CLUSTER_TRAINING_QUEUE
 from pipelines.environment_variables import (
     MLOPS_CLUSTER_CA,
@@ -147,25 +152,22 @@ class ClusterTraining(pulumi.ComponentResource):
         aws.sqs.QueuePolicy(
             f"{name}-queue-policy",
             queue_url=queue.url,
-            policy=pulumi.Output.all(queue.arn, args.pipeline_role_arn).apply(
-                lambda values: json.dumps(queue_policy(values[0], values[1]))
-            ),
+            policy=_policy_json(queue_policy, queue.arn, args.pipeline_role_arn),
             opts=child,
         )
         aws.iam.RolePolicy(
             f"{name}-send-requests",
             role=args.pipeline_role_name,
-            policy=pulumi.Output.all(queue.arn, args.data_key_arn).apply(
-                lambda values: json.dumps(send_requests_policy(values[0], values[1]))
-            ),
+            policy=_policy_json(send_requests_policy, queue.arn, args.data_key_arn),
             opts=child,
         )
         aws.cloudwatch.MetricAlarm(
             f"{name}-dead-letters-alarm",
             name=f"{args.names.queue(CLUSTER_TRAINING_QUEUE)}-dead-letters",
             alarm_description=(
-                "Training requests the launcher could not handle: their pipeline steps wait "
-                "until the sweeper or the step's own limit fails them; see the launcher's logs"
+                "Training requests the launcher gave up on without failing their steps (it "
+                "could not reach SageMaker either): those executions wait until stopped; see "
+                "the launcher's logs"
             ),
             namespace="AWS/SQS",
             metric_name="ApproximateNumberOfMessagesVisible",
@@ -187,18 +189,14 @@ class ClusterTraining(pulumi.ComponentResource):
     ) -> tuple[aws.lambda_.Function, aws.iam.Role]:
         name, args = self._name, self._args
         function_name = args.names.function("cluster-launcher")
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/lambda/{function_name}",
-            kms_key_id=args.logs_key_arn,
-            retention_in_days=args.log_retention_days,
-            opts=child,
-        )
-        role = aws.iam.Role(
-            f"{name}-launcher-role",
-            name=function_name,
-            assume_role_policy=json.dumps(service_trust_policy(args.context, "lambda")),
+        logs, role = function_logs_and_role(
+            function_name,
+            logs_resource=f"{name}-logs",
+            role_resource=f"{name}-launcher-role",
             description="Turns cluster training requests into Jobs in the team namespaces",
+            context=args.context,
+            logs_key_arn=args.logs_key_arn,
+            retention_days=args.log_retention_days,
             opts=child,
         )
         access = aws.iam.RolePolicy(
@@ -315,3 +313,8 @@ class ClusterTraining(pulumi.ComponentResource):
             access_scope={"type": "namespace", "namespaces": sorted(args.namespaces.values())},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
         )
+
+
+def _policy_json(build: Callable[..., dict[str, Any]], *inputs: pulumi.Input[str]) -> Any:
+    """The JSON of `build(*inputs)` once the inputs are known."""
+    return pulumi.Output.all(*inputs).apply(lambda values: json.dumps(build(*values)))

@@ -17,10 +17,14 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import AwsContext
-from components.lambda_package import RUNTIME, code_archive, package_files
+from components.lambda_package import (
+    RUNTIME,
+    code_archive,
+    function_logs_and_role,
+    package_files,
+)
 from components.naming import Names
 from components.retraining_policies import drift_events_pattern, trigger_policy
-from components.trust_policies import service_trust_policy
 from pipelines.environment_variables import (
     MLOPS_RETRAIN_COOLDOWN_HOURS,
     MLOPS_TRAINING_PIPELINE_NAME,
@@ -55,18 +59,14 @@ class DriftRetraining(pulumi.ComponentResource):
         super().__init__("mlops:retraining:DriftRetraining", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         function_name = args.names.function(f"{args.model}-retrain")
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/lambda/{function_name}",
-            kms_key_id=args.logs_key_arn,
-            retention_in_days=args.log_retention_days,
-            opts=child,
-        )
-        role = aws.iam.Role(
-            f"{name}-role",
-            name=function_name,
-            assume_role_policy=json.dumps(service_trust_policy(args.context, "lambda")),
+        logs, role = function_logs_and_role(
+            function_name,
+            logs_resource=f"{name}-logs",
+            role_resource=f"{name}-role",
             description=f"Starts {args.training_pipeline_name} on drift, once per cooldown",
+            context=args.context,
+            logs_key_arn=args.logs_key_arn,
+            retention_days=args.log_retention_days,
             opts=child,
         )
         aws.iam.RolePolicy(

@@ -4,6 +4,7 @@ the on-demand environment commands in `stacks/env_commands.py`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import sys
@@ -12,7 +13,15 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from stacks.env_backend import BackendError, EnvBackend
-from stacks.env_commands import create, destroy, extend, list_rows, on_demand_rows, reap
+from stacks.env_commands import (
+    EnvRow,
+    create,
+    destroy,
+    extend,
+    list_rows,
+    on_demand_rows,
+    reap,
+)
 from stacks.env_config import EnvError, EnvRequest
 from stacks.lifetime import DEFAULT_TTL, MAX_TTL, LifetimeError, describe, parse_ttl
 from stacks.on_demand_settings import tag_time
@@ -124,9 +133,9 @@ def _pulumi_backend() -> EnvBackend:
     return PulumiBackend()
 
 
-def _as_json(row: object) -> dict[str, object]:
-    data = dict(vars(row))
+def _as_json(row: EnvRow) -> dict[str, object]:
+    data: dict[str, object] = dataclasses.asdict(row)
     for key in ("created_at", "expires_at"):
-        value = data.get(key)
+        value = data[key]
         data[key] = tag_time(value) if isinstance(value, datetime) else None
     return data

@@ -68,6 +68,7 @@ from pipelines.steps.cluster_request import (
 )
 from pipelines.steps.cluster_run import NOT_WAITING_CODES
 from pipelines.steps.eks_api import KubernetesClient, KubernetesError
+from pipelines.steps.stage_code import StagingError, split_s3_uri
 
 logger = logging.getLogger(__name__)
 
@@ -177,17 +178,15 @@ class SweepSummary:
         }
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
 def copy_prefix(s3: S3Client, source_uri: str, target_uri: str) -> int:
     """Copies every object under `source_uri` to the same relative key under `target_uri`
     (server-side, the target bucket's default encryption); returns how many. RequestError
     where there is nothing to copy or S3 refuses; TryAgain for trouble that may pass."""
-    source_bucket, source_prefix = split_s3_uri(source_uri)
-    target_bucket, target_prefix = split_s3_uri(target_uri)
+    try:
+        source_bucket, source_prefix = split_s3_uri(source_uri)
+        target_bucket, target_prefix = split_s3_uri(target_uri)
+    except StagingError as error:
+        raise RequestError(f"copying the step code: {error}") from None
     copied = 0
     try:
         pages = s3.get_paginator("list_objects_v2").paginate(
