@@ -113,18 +113,19 @@ def test_a_very_long_name_reports_every_limit_it_breaks() -> None:
     assert "namespace" not in problems
 
 
+def on_shared_cluster(team: str) -> Settings:
+    """dev's settings with one team on another stack's cluster."""
+    cluster = {
+        "mode": "shared",
+        "shared_stack": "acme/mlops-platform/dev",
+        "teams": {team: {"gpus": 1}},
+    }
+    return settings_with("dev", **{f"{P}cluster": cluster})
+
+
 def test_a_shared_cluster_namespace_is_checked() -> None:
     team = "t" * 24  # TeamName's maximum
-    shared = settings_with(
-        "dev",
-        **{
-            f"{P}cluster": {
-                "mode": "shared",
-                "shared_stack": "acme/mlops-platform/dev",
-                "teams": {team: {"gpus": 1}},
-            }
-        },
-    )
+    shared = on_shared_cluster(team)
     stack = stack_name("dev", "a" * 40)
     namespace = f"{team}-{stack}"
     assert len(namespace) > MAX_NAMESPACE_NAME
@@ -188,32 +189,14 @@ def test_a_team_name_at_its_limit_does_not_bind_before_the_buckets() -> None:
     # TeamName allows 24 characters: mlops-dev-<name>-team-<24> fits 64 up to a 24-character
     # name, and <team>-dev-<name> fits 63 up to 34; the buckets bind first, at 18.
     team = "t" * 24
-    shared = settings_with(
-        "dev",
-        **{
-            f"{P}cluster": {
-                "mode": "shared",
-                "shared_stack": "acme/mlops-platform/dev",
-                "teams": {team: {"gpus": 1}},
-            }
-        },
-    )
+    shared = on_shared_cluster(team)
     assert longest_name("dev", shared) == LONGEST_DEV
 
 
 def test_a_team_role_longer_than_the_bucket_names_lowers_the_longest_name() -> None:
     # Longer than the schema allows (24), to show longest_name follows the team role limit
     # when it is the one that binds: mlops-dev-<name>-team-<40> at 64 leaves 8.
-    base = settings_with(
-        "dev",
-        **{
-            f"{P}cluster": {
-                "mode": "shared",
-                "shared_stack": "acme/mlops-platform/dev",
-                "teams": {"research": {"gpus": 1}},
-            }
-        },
-    )
+    base = on_shared_cluster("research")
     team = "t" * 40
     cluster = base.cluster.model_copy(update={"teams": {team: base.cluster.teams["research"]}})
     settings = base.model_copy(update={"cluster": cluster})
