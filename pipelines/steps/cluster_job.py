@@ -23,6 +23,7 @@ CHECKOV_ACCEPTED holds the findings accepted, with the reason.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -161,9 +162,11 @@ def job_name(request: TrainingRequest) -> str:
     return base[: MAX_JOB_NAME - len(suffix)].rstrip("-") + suffix
 
 
+@functools.cache
 def stage_code_source() -> str:
     """The text of pipelines/steps/stage_code.py, which the init container runs with
-    `python -c` (it is self-contained: the standard library and boto3)."""
+    `python -c` (it is self-contained: the standard library and boto3). Read once per
+    Lambda environment, not per message."""
     return Path(__file__).with_name("stage_code.py").read_text(encoding="utf-8")
 
 
