@@ -30,7 +30,6 @@ class ArtifactStoreArgs:
     context: AwsContext
     names: Names
     data_key_arn: pulumi.Input[str]
-    logs_key_arn: pulumi.Input[str]
 
 
 class ArtifactStore(pulumi.ComponentResource):
@@ -48,7 +47,8 @@ class ArtifactStore(pulumi.ComponentResource):
             SecureBucketArgs(
                 bucket_name=names.bucket(ACCESS_LOGS),
                 purpose=ACCESS_LOGS,
-                key_arn=args.logs_key_arn,
+                # SSE-S3: S3 server access logging does not deliver to SSE-KMS buckets.
+                key_arn=None,
                 expire_after_days=settings.lifecycle.access_log_expiry_days,
                 policy=partial(
                     access_log_bucket_policy,

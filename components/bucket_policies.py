@@ -49,7 +49,9 @@ def _deny_other_encryption(bucket_arn: str, key_arn: str) -> list[dict[str, Any]
     ]
 
 
-def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
+def bucket_policy(bucket_arn: str, key_arn: str | None) -> dict[str, Any]:
+    if key_arn is None:
+        raise ValueError("a data bucket encrypts with a KMS key (SECURITY.md E2)")
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -60,14 +62,15 @@ def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
 
 
 def access_log_bucket_policy(
-    ctx: AwsContext, bucket_arn: str, key_arn: str, source_bucket_arns: list[str]
+    ctx: AwsContext, bucket_arn: str, _key_arn: str | None, source_bucket_arns: list[str]
 ) -> dict[str, Any]:
-    """The log bucket: the S3 logging service may write, only for this stack's buckets."""
+    """The log bucket: the S3 logging service may write, only for this stack's buckets.
+    It encrypts with SSE-S3 (the only default encryption server access logging delivers
+    to), so the policy demands no KMS key."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             _deny_insecure_transport(bucket_arn),
-            *_deny_other_encryption(bucket_arn, key_arn),
             {
                 "Sid": "S3ServerAccessLogDelivery",
                 "Effect": "Allow",

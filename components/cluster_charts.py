@@ -117,8 +117,17 @@ def kube_state_metrics_values(mirror: str | None) -> dict[str, Any]:
 
 
 def autoscaler_values(
-    *, cluster_name: Any, region: str, version: str, mirror: str | None
+    *,
+    cluster_name: Any,
+    region: str,
+    version: str,
+    mirror: str | None,
+    static_instance_list: bool = False,
 ) -> dict[str, Any]:
+    """`static_instance_list`: nodes without internet egress. AWS's guide "Deploy private
+    clusters with limited internet access" asks for `--aws-use-static-instance-list=true`
+    there (with the sts and autoscaling endpoints, which the network creates)."""
+    extra = {"aws-use-static-instance-list": True} if static_instance_list else {}
     return {
         "cloudProvider": "aws",
         "awsRegion": region,
@@ -139,6 +148,7 @@ def autoscaler_values(
             "skip-nodes-with-system-pods": False,
             "scale-down-unneeded-time": "10m",
             "scale-down-delay-after-add": "10m",
+            **extra,
         },
     }
 

@@ -1,8 +1,8 @@
 """Encryption: the environment's customer-managed KMS keys.
 
 Two keys so that log readers never get to decrypt data and vice versa: `data` (datasets,
-models, images, feature store, topics, queues, volumes) and `logs` (CloudWatch log groups and
-the S3 access-log bucket).
+models, images, feature store, topics, queues, volumes) and `logs` (CloudWatch log groups).
+The deployer and the stack's key administrators administer both.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_context import AwsContext
-from components.key_policies import data_key_policy, logs_key_policy
+from components.key_policies import KeyOwners, data_key_policy, logs_key_policy
 from components.naming import Names
 from components.protection import stateful
 from stacks.settings import EncryptionSettings, ProtectionSettings
 
-KEYS: dict[str, tuple[str, Callable[[AwsContext], dict[str, Any]]]] = {
+KEYS: dict[str, tuple[str, Callable[[AwsContext, KeyOwners], dict[str, Any]]]] = {
     "data": ("Datasets, models, images and other ML data", data_key_policy),
-    "logs": ("CloudWatch log groups and S3 access logs", logs_key_policy),
+    "logs": ("CloudWatch log groups", logs_key_policy),
 }
 
 
@@ -33,6 +33,8 @@ class EncryptionArgs:
     protection: ProtectionSettings
     context: AwsContext
     names: Names
+    # The deployer's role first, then `encryption.key_administrators`.
+    administrators: tuple[str, ...]
 
 
 class Encryption(pulumi.ComponentResource):
@@ -43,6 +45,7 @@ class Encryption(pulumi.ComponentResource):
         self, name: str, args: EncryptionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:encryption:Encryption", name, None, opts)
+        owners = KeyOwners(administrators=args.administrators, base=args.names.base)
         arns = {}
         for purpose, (description, policy) in KEYS.items():
             key = aws.kms.Key(
@@ -51,7 +54,7 @@ class Encryption(pulumi.ComponentResource):
                 enable_key_rotation=True,
                 rotation_period_in_days=args.settings.rotation_period_days,
                 deletion_window_in_days=args.settings.deletion_window_days,
-                policy=json.dumps(policy(args.context)),
+                policy=json.dumps(policy(args.context, owners)),
                 bypass_policy_lockout_safety_check=False,
                 opts=stateful(self, args.protection),
             )

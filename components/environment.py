@@ -29,14 +29,9 @@ from components.shared_cluster import SharedCluster, SharedClusterArgs
 from components.team_namespaces import TeamNamespaces, TeamNamespacesArgs
 from components.training_cluster import TrainingCluster, TrainingClusterArgs
 from pipelines.context import STEP_IMAGE_REPOSITORY
+from policy.mlops_rules import reachability as reach
 from stacks.on_demand_settings import tag_time
 from stacks.settings import Settings
-
-# What a training cluster's nodes reach AWS through when the VPC has no internet path:
-# instance metadata calls, joining the cluster, pod credentials, the autoscaler's resizes.
-CLUSTER_ENDPOINT_SERVICES = ("ec2", "eks", "eks-auth", "autoscaling")
-# What the deploy step reaches besides SageMaker: autoscaling of the endpoint's variant.
-DEPLOYMENT_ENDPOINT_SERVICES = ("application-autoscaling",)
 
 
 def cost_tags(stack: str, settings: Settings) -> dict[str, str]:
@@ -57,6 +52,20 @@ def cost_tags(stack: str, settings: Settings) -> dict[str, str]:
         "cost-center": settings.cost_center,
         "managed-by": "pulumi",
     }
+
+
+def vpc_workloads(settings: Settings) -> frozenset[str]:
+    """What this environment runs in its VPC (the network gives each its endpoints)."""
+    found = set()
+    if settings.models:
+        found.add(reach.SAGEMAKER_JOBS)
+    if any(m.deployment for m in settings.models.values()):
+        found.add(reach.DEPLOY_STEP)
+    if settings.cluster.mode == "managed":
+        found |= {reach.CLUSTER_NODES, reach.CLUSTER_PODS}
+    if _cluster_backed(settings):
+        found.add(reach.CLUSTER_LAUNCHER)
+    return frozenset(found)
 
 
 def _cluster_backed(settings: Settings) -> list[str]:
@@ -121,6 +130,11 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 protection=settings.protection,
                 context=context,
                 names=names,
+                administrators=tuple(
+                    dict.fromkeys(
+                        (settings.deployer_role_arn, *settings.encryption.key_administrators)
+                    )
+                ),
             ),
             opts=child,
         )
@@ -132,14 +146,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 names=names,
                 logs_key_arn=self.encryption.logs_key_arn,
                 log_retention_days=settings.logging.retention_days,
-                extra_interface_endpoints=(
-                    *(CLUSTER_ENDPOINT_SERVICES if settings.cluster.mode == "managed" else ()),
-                    *(
-                        DEPLOYMENT_ENDPOINT_SERVICES
-                        if any(m.deployment for m in settings.models.values())
-                        else ()
-                    ),
-                ),
+                workloads=vpc_workloads(settings),
             ),
             opts=child,
         )
@@ -151,7 +158,6 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 context=context,
                 names=names,
                 data_key_arn=self.encryption.data_key_arn,
-                logs_key_arn=self.encryption.logs_key_arn,
             ),
             opts=child,
         )
@@ -289,6 +295,8 @@ class MlopsEnvironment(pulumi.ComponentResource):
                     log_retention_days=settings.logging.retention_days,
                     deletion_protection=settings.protection.protect,
                     instance_tags=cost_tags(args.stack, settings),
+                    deployer_role_arn=settings.deployer_role_arn,
+                    private_network=settings.network.egress == "none",
                 ),
                 opts=child,
             )

@@ -16,22 +16,9 @@ from components.aws_context import AwsContext
 from components.flow_log_policies import flow_logs_trust_policy, flow_logs_write_policy
 from components.naming import Names
 from components.subnet_plan import plan_subnets
+from policy.mlops_rules.reachability import endpoint_service_name, interface_services_for
 from stacks.settings import NetworkSettings
 
-# Interface endpoints every environment gets, so jobs and nodes need no internet path:
-# SageMaker control plane, inference and feature store runtimes, image pulls, role
-# assumption, logs and metrics, and KMS for encrypted volumes and objects.
-INTERFACE_ENDPOINT_SERVICES = (
-    "sagemaker.api",
-    "sagemaker.runtime",
-    "sagemaker.featurestore-runtime",
-    "ecr.api",
-    "ecr.dkr",
-    "sts",
-    "logs",
-    "monitoring",
-    "kms",
-)
 SAGEMAKER_JOBS_PURPOSE = "sagemaker-jobs"
 # The outputs a VPC-owning stack exports and a stack with `network.shared_stack` reads.
 VPC_ID_OUTPUT = "vpc_id"
@@ -59,8 +46,9 @@ class NetworkArgs:
     # Flow logs go to a log group encrypted with this key and kept this long.
     logs_key_arn: pulumi.Input[str]
     log_retention_days: int
-    # Interface endpoints beyond INTERFACE_ENDPOINT_SERVICES (a training cluster's nodes).
-    extra_interface_endpoints: tuple[str, ...] = ()
+    # What runs in the VPC (policy/mlops_rules/reachability.py WORKLOADS): each gets an
+    # endpoint for every AWS service it calls, so none needs an internet path.
+    workloads: frozenset[str] = frozenset()
 
 
 class Network(pulumi.ComponentResource):
@@ -308,11 +296,11 @@ class Network(pulumi.ComponentResource):
             description="HTTPS to S3 through the gateway endpoint",
             opts=child,
         )
-        for service in (*INTERFACE_ENDPOINT_SERVICES, *self._args.extra_interface_endpoints):
+        for service in interface_services_for(set(self._args.workloads)):
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}-endpoint",
                 vpc_id=self.vpc_id,
-                service_name=ctx.endpoint_service(service),
+                service_name=endpoint_service_name(ctx.region, service),
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
                 subnet_ids=self.private_subnet_ids,

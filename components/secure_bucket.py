@@ -1,9 +1,10 @@
 """SecureBucket: one S3 bucket with every SECURITY.md control on it.
 
-SSE-KMS with a bucket key and the environment's key, versioning, all four public-access
-blocks, ACLs disabled, TLS-only and this-key-only policy, lifecycle housekeeping, access
-logging to the log bucket, and Object Lock where asked. Every bucket the platform creates is
-one of these, so a control added here reaches all of them.
+SSE-KMS with a bucket key and the environment's key (SSE-S3 for the server access log
+bucket: S3 server access logging does not deliver to SSE-KMS destinations), versioning, all
+four public-access blocks, ACLs disabled, TLS-only and this-key-only policy, lifecycle
+housekeeping, access logging to the log bucket, and Object Lock where asked. Every bucket the
+platform creates is one of these, so a control added here reaches all of them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from components.lifecycle_rules import bucket_lifecycle_rules
 from components.protection import stateful
 from stacks.settings import LifecycleSettings, ObjectLockSettings, ProtectionSettings
 
-# (bucket ARN, key ARN) -> policy document; the default is TLS-only + this key only.
-PolicyBuilder = Callable[[str, str], dict[str, Any]]
+# (bucket ARN, key ARN or None) -> policy document; the default is TLS-only + this key only.
+PolicyBuilder = Callable[[str, str | None], dict[str, Any]]
 
 
 @dataclass
@@ -30,7 +31,8 @@ class SecureBucketArgs:
     bucket_name: str
     # What the bucket holds (datasets, models, ...): its `purpose` tag, which rules read.
     purpose: str
-    key_arn: pulumi.Input[str]
+    # None: SSE-S3 (AES256), for the server access log destination only (SECURITY.md E2).
+    key_arn: pulumi.Input[str] | None
     protection: ProtectionSettings
     lifecycle: LifecycleSettings
     # Objects (current versions) older than this are deleted; None keeps them.
@@ -77,16 +79,7 @@ class SecureBucket(pulumi.ComponentResource):
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
             bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": args.key_arn,
-                    },
-                    # One data key per bucket instead of a KMS call per object.
-                    "bucket_key_enabled": True,
-                }
-            ],
+            rules=[_encryption_rule(args.key_arn)],
             opts=child,
         )
         versioning = aws.s3.BucketVersioning(
@@ -142,3 +135,16 @@ class SecureBucket(pulumi.ComponentResource):
         self.bucket_name = bucket.bucket
         self.arn = bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "arn": self.arn})
+
+
+def _encryption_rule(key_arn: pulumi.Input[str] | None) -> Any:
+    if key_arn is None:
+        return {"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}
+    return {
+        "apply_server_side_encryption_by_default": {
+            "sse_algorithm": "aws:kms",
+            "kms_master_key_id": key_arn,
+        },
+        # One data key per bucket instead of a KMS call per object.
+        "bucket_key_enabled": True,
+    }

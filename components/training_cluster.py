@@ -46,6 +46,7 @@ from components.cluster_policies import (
     managed_policy_arn,
     pod_identity_trust_policy,
 )
+from components.key_policies import AUTOSCALING_SERVICE_ROLE
 from components.kubeconfig import cluster_provider
 from components.kubernetes_objects import create_object
 from components.naming import Names
@@ -68,11 +69,6 @@ ADDON_CONFIGURATION = {
     "vpc-cni": {"enableNetworkPolicy": "true"},
 }
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
-# Managed node groups launch through EC2 Auto Scaling, whose service-linked role must be
-# able to use the key that encrypts the root volumes.
-AUTOSCALING_SERVICE_ROLE = (
-    "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
-)
 VOLUME_KEY_OPERATIONS = [
     "Encrypt",
     "Decrypt",
@@ -84,6 +80,7 @@ VOLUME_KEY_OPERATIONS = [
     "CreateGrant",
 ]
 ROOT_DEVICE = "/dev/xvda"  # AL2023 EKS AMIs
+HTTPS = 443
 HELM_TIMEOUT_SECONDS = 600
 
 
@@ -102,6 +99,11 @@ class TrainingClusterArgs:
     # Cost tags for what node groups launch (instances, volumes, interfaces): the provider's
     # default tags reach the launch template, not the instances launched from it.
     instance_tags: dict[str, str]
+    # The role `pulumi up` runs as: it gets a cluster-admin access entry of its own, and the
+    # Kubernetes objects below wait for it.
+    deployer_role_arn: str
+    # No internet path from the nodes: the autoscaler uses its built-in instance list.
+    private_network: bool = False
 
 
 class TrainingCluster(pulumi.ComponentResource):
@@ -127,9 +129,12 @@ class TrainingCluster(pulumi.ComponentResource):
         )
         self.endpoint = cluster.endpoint
         self.certificate_authority = cluster.certificate_authority.apply(lambda ca: ca.data or "")
-        self._grant_access()
+        self._admit_api_clients()
+        deployer_access = self._grant_access()
         prerequisites = [self._addon(addon) for addon in NODE_PREREQUISITE_ADDONS]
         node_role = self._node_role()
+        # Managed node groups launch through EC2 Auto Scaling, whose service-linked role must
+        # be able to use the key that encrypts the root volumes.
         volume_grant = aws.kms.Grant(
             f"{name}-node-volumes-grant",
             key_id=args.data_key_arn,
@@ -152,7 +157,7 @@ class TrainingCluster(pulumi.ComponentResource):
             endpoint=cluster.endpoint,
             ca_data=self.certificate_authority,
             region=args.context.region,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[system]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[system, *deployer_access]),
         )
         in_cluster = pulumi.ResourceOptions(
             parent=self, provider=self.kubernetes, depends_on=[ebs_csi]
@@ -224,9 +229,9 @@ class TrainingCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(CONTROL_PLANE_LOGS),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API",
-                # Whoever runs the first `pulumi up` administers the cluster, so the same
-                # deployer can install the add-ons and namespaces below.
-                bootstrap_cluster_creator_admin_permissions=True,
+                # Off: the creator's implicit entry would collide (409) with an explicit one
+                # for the same role; the deployer gets its entry from `_grant_access`.
+                bootstrap_cluster_creator_admin_permissions=False,
             ),
             # The managed add-ons below replace the self-managed defaults.
             bootstrap_self_managed_addons=False,
@@ -236,31 +241,70 @@ class TrainingCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
 
-    def _grant_access(self) -> None:
-        ctx = self._args.context
+    def _admit_api_clients(self) -> None:
+        """The cluster security group admits only itself; the deployer's networks and
+        security groups (settings `cluster.api_access`) get HTTPS to the API endpoint."""
+        api_access = self._args.settings.api_access
+        # (label, CIDR, security group): one source per rule.
+        sources: list[tuple[str, str | None, str | None]] = [
+            (f"cidr-{index}", str(cidr), None) for index, cidr in enumerate(api_access.cidrs)
+        ] + [
+            (f"sg-{index}", None, group)
+            for index, group in enumerate(api_access.security_group_ids)
+        ]
+        for label, cidr, group in sources:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-api-from-{label}",
+                security_group_id=self.cluster_security_group_id,
+                ip_protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                cidr_ipv4=cidr,
+                referenced_security_group_id=group,
+                description="Kubernetes API from the deployer's network (cluster.api_access)",
+                opts=self._child,
+            )
+
+    def _grant_access(self) -> list[pulumi.Resource]:
+        """An access entry per `cluster.access` principal, plus the deployer's own
+        cluster-admin entry; returns the deployer's (the Kubernetes provider waits for it)."""
+        deployer = self._access_entry(
+            f"{self._name}-deployer-access", self._args.deployer_role_arn, "cluster-admin", []
+        )
         for index, access in enumerate(self._args.settings.access):
-            entry = aws.eks.AccessEntry(
+            self._access_entry(
                 f"{self._name}-access-{index}",
-                cluster_name=self.cluster_name,
-                principal_arn=access.principal_arn,
-                type="STANDARD",
-                opts=self._child,
+                access.principal_arn,
+                access.policy,
+                access.namespaces,
             )
-            scope = aws.eks.AccessPolicyAssociationAccessScopeArgs(
-                type="namespace" if access.namespaces else "cluster",
-                namespaces=access.namespaces or None,
-            )
-            aws.eks.AccessPolicyAssociation(
-                f"{self._name}-access-{index}-policy",
-                cluster_name=self.cluster_name,
-                principal_arn=entry.principal_arn,
-                policy_arn=(
-                    f"arn:{ctx.partition}:eks::aws:cluster-access-policy/"
-                    f"{ACCESS_POLICIES[access.policy]}"
-                ),
-                access_scope=scope,
-                opts=self._child,
-            )
+        return deployer
+
+    def _access_entry(
+        self, name: str, principal: str, policy: str, namespaces: list[str]
+    ) -> list[pulumi.Resource]:
+        ctx = self._args.context
+        entry = aws.eks.AccessEntry(
+            name,
+            cluster_name=self.cluster_name,
+            principal_arn=principal,
+            type="STANDARD",
+            opts=self._child,
+        )
+        association = aws.eks.AccessPolicyAssociation(
+            f"{name}-policy",
+            cluster_name=self.cluster_name,
+            principal_arn=entry.principal_arn,
+            policy_arn=(
+                f"arn:{ctx.partition}:eks::aws:cluster-access-policy/{ACCESS_POLICIES[policy]}"
+            ),
+            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
+                type="namespace" if namespaces else "cluster",
+                namespaces=namespaces or None,
+            ),
+            opts=self._child,
+        )
+        return [entry, association]
 
     def _addon(
         self,
@@ -445,7 +489,7 @@ class TrainingCluster(pulumi.ComponentResource):
             policy=json.dumps(autoscaler_policy(args.context, args.names.base)),
             opts=self._child,
         )
-        aws.eks.PodIdentityAssociation(
+        identity = aws.eks.PodIdentityAssociation(
             f"{self._name}-autoscaler-identity",
             cluster_name=self.cluster_name,
             namespace=CHART_NAMESPACE,
@@ -464,9 +508,13 @@ class TrainingCluster(pulumi.ComponentResource):
                     region=args.context.region,
                     version=settings.version,
                     mirror=mirror,
+                    static_instance_list=args.private_network,
                 ),
             ),
         ]
+        # A pod started before its identity association gets no credentials (and IMDS is
+        # out of reach at one hop): the autoscaler's release waits for its association.
+        waits_for = {CLUSTER_AUTOSCALER.release: [identity]}
         for chart, values in releases:
             k8s.helm.v3.Release(
                 f"{self._name}-{chart.release}",
@@ -480,7 +528,10 @@ class TrainingCluster(pulumi.ComponentResource):
                 atomic=True,
                 cleanup_on_fail=True,
                 timeout=HELM_TIMEOUT_SECONDS,
-                opts=in_cluster,
+                opts=pulumi.ResourceOptions.merge(
+                    in_cluster,
+                    pulumi.ResourceOptions(depends_on=waits_for.get(chart.release, [])),
+                ),
             )
 
 

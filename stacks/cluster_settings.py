@@ -15,6 +15,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, Field, model_validator
 
 from policy.mlops_rules.eks import SUPPORTED_EKS_VERSIONS
+from stacks.gpu_instances import NodeShape, node_shape
 from stacks.settings_base import InvalidKeys, StackName, StrictModel, matching
 
 # GPU instance families EKS's AL2023 NVIDIA AMI runs on (x86_64), and the GPU each carries:
@@ -51,6 +52,11 @@ def _gpu_instance_type(value: str) -> str:
     if family not in GPU_ACCELERATORS or not re.fullmatch(r"[0-9a-z]+", size):
         families = ", ".join(GPU_ACCELERATORS)
         raise ValueError(f"{value!r} is not a GPU instance type (families: {families})")
+    if node_shape(value) is None:
+        raise ValueError(
+            f"{value!r}: its vCPUs, memory and GPUs are not in stacks/gpu_instances.py "
+            "(add them from the EC2 accelerated computing specifications)"
+        )
     return value
 
 
@@ -61,9 +67,18 @@ def _allow_listed_cidr(value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
     return value
 
 
+def _named_network(value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    # SECURITY.md N6: no ingress from anywhere.
+    if value.prefixlen == 0:
+        raise ValueError(f"{value} lets anyone reach the API; name the deployer's networks")
+    return value
+
+
 EksVersion = Annotated[str, AfterValidator(_supported_version)]
 GpuInstanceType = Annotated[str, AfterValidator(_gpu_instance_type)]
 PublicCidr = Annotated[ipaddress.IPv4Network, AfterValidator(_allow_listed_cidr)]
+NamedNetwork = Annotated[ipaddress.IPv4Network, AfterValidator(_named_network)]
+SecurityGroupId = Annotated[str, matching(r"sg-[0-9a-f]{8,17}", "sg-0123456789abcdef0")]
 Ec2InstanceType = Annotated[str, matching(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "m6i.large")]
 # Kubernetes DNS labels; team namespaces and node group names are made from them.
 PoolName = Annotated[str, matching(r"[a-z]([a-z0-9-]{0,18}[a-z0-9])?", "gpu-a10g (<= 20 chars)")]
@@ -116,11 +131,36 @@ class GpuPoolSettings(StrictModel):
             raise InvalidKeys(
                 [("instance_types", f"mix GPUs ({', '.join(sorted(gpus))}); use one pool per GPU")]
             )
+        # cluster-autoscaler builds a pool's node template from its first type only (and EKS
+        # launches on-demand types in list order): every type must offer the same node.
+        sizes = {(s.vcpus, s.memory_gib, s.gpus): s.instance_type for s in self._shapes()}
+        if len(sizes) > 1:
+            shown = ", ".join(
+                f"{name} ({vcpus} vCPU, {memory} GiB, {gpus} GPU)"
+                for (vcpus, memory, gpus), name in sizes.items()
+            )
+            raise InvalidKeys(
+                [
+                    (
+                        "instance_types",
+                        f"differ in size ({shown}); cluster-autoscaler models a pool by its "
+                        "first type only: use one pool per size",
+                    )
+                ]
+            )
         return self
+
+    def _shapes(self) -> list[NodeShape]:
+        return [shape for t in self.instance_types if (shape := node_shape(t)) is not None]
 
     @property
     def accelerator(self) -> str:
         return GPU_ACCELERATORS[self.instance_types[0].partition(".")[0]]
+
+    @property
+    def node(self) -> NodeShape:
+        """What one node of the pool offers (every type offers the same, as checked)."""
+        return self._shapes()[0]
 
 
 class AccessSettings(StrictModel):
@@ -138,6 +178,22 @@ class AccessSettings(StrictModel):
         return self
 
 
+class ApiAccessSettings(StrictModel):
+    """Who reaches the private API endpoint: each entry becomes a TCP 443 ingress rule on the
+    cluster security group, which otherwise admits only itself (the control plane and nodes).
+    The deployer (`pulumi up` installs charts and namespaces through this endpoint) must be
+    one of them, or reach the public endpoint through `public_access_cidrs`."""
+
+    # Networks routed to the VPC: a VPN, a peered or transit-gateway-attached CI network.
+    cidrs: list[NamedNetwork] = Field(default_factory=list, max_length=20)
+    # Security groups in this VPC: a CI runner or bastion in the private subnets.
+    security_group_ids: list[SecurityGroupId] = Field(default_factory=list, max_length=5)
+
+    @property
+    def empty(self) -> bool:
+        return not self.cidrs and not self.security_group_ids
+
+
 class TeamSettings(StrictModel):
     """A team's namespace and what it may request there at once (a ResourceQuota)."""
 
@@ -151,8 +207,13 @@ class ClusterSettings(StrictModel):
     # shared: the stack that owns the cluster (organization/project/stack), same account.
     shared_stack: StackName | None = None
     version: EksVersion = SUPPORTED_EKS_VERSIONS[-1]
-    # Empty: the API endpoint is private (reached from the VPC, a VPN or a bastion).
+    # Who reaches the private API endpoint (see ApiAccessSettings).
+    api_access: ApiAccessSettings = Field(default_factory=ApiAccessSettings)
+    # Empty: the API endpoint is private only. Otherwise also a public endpoint reachable
+    # from these networks only: a first deploy from outside the VPC (README, "Deploying for
+    # real"). Prod refuses it unless `public_access_reason` says why.
     public_access_cidrs: list[PublicCidr] = Field(default_factory=list, max_length=40)
+    public_access_reason: str | None = Field(default=None, min_length=10, max_length=200)
     access: list[AccessSettings] = Field(default_factory=list)
     system_nodes: SystemNodesSettings = Field(default_factory=SystemNodesSettings)
     gpu_pools: dict[PoolName, GpuPoolSettings] = Field(default_factory=dict)
@@ -179,14 +240,42 @@ class ClusterSettings(StrictModel):
                 "gpu_pools",
                 "access",
                 "public_access_cidrs",
+                "public_access_reason",
                 "addon_versions",
                 "image_registry",
             )
             for key in managed_only:
                 if getattr(self, key):
                     problems.append((key, f"is only used when mode is 'managed' ({self.mode})"))
+            if not self.api_access.empty:
+                problems.append(
+                    ("api_access", f"is only used when mode is 'managed' ({self.mode})")
+                )
         if self.mode == "disabled" and self.teams:
             problems.append(("teams", "need a cluster: set mode to 'managed' or 'shared'"))
+        if self.mode == "managed" and self.api_access.empty and not self.public_access_cidrs:
+            problems.append(
+                (
+                    "api_access",
+                    "names no network or security group, and the API endpoint is private: "
+                    "nothing outside the cluster could reach it, `pulumi up` included; add "
+                    "the deployer's network (api_access.cidrs or security_group_ids) or, for "
+                    "a first deploy, public_access_cidrs",
+                )
+            )
+        if self.public_access_reason is not None and not self.public_access_cidrs:
+            problems.append(("public_access_reason", "is only used with public_access_cidrs"))
+        seen: dict[str, int] = {}
+        for index, access in enumerate(self.access):
+            if access.principal_arn in seen:
+                problems.append(
+                    (
+                        f"access[{index}].principal_arn",
+                        f"is also access[{seen[access.principal_arn]}]: EKS allows one access "
+                        "entry per principal (a second fails with a 409 conflict)",
+                    )
+                )
+            seen.setdefault(access.principal_arn, index)
         if problems:
             raise InvalidKeys(problems)
         return self

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
-from stacks.cluster_settings import GPU_ACCELERATORS, CpuQuantity, MemoryQuantity, TeamName
+from stacks.cluster_settings import (
+    GPU_ACCELERATORS,
+    ClusterSettings,
+    CpuQuantity,
+    MemoryQuantity,
+    TeamName,
+)
+from stacks.gpu_instances import memory_mib, millicpu
 from stacks.settings_base import StrictModel, matching
 
 if TYPE_CHECKING:
@@ -74,6 +81,8 @@ def cluster_training_problems(settings: Settings) -> list[tuple[str, str]]:
                     f"no GPU pool offers {job.accelerator} (pools: {offered})",
                 )
             )
+        if cluster.mode == "managed":
+            problems.extend(_fits_some_pool(key, job, cluster))
         scheduled = model.schedule.parameters if model.schedule is not None else {}
         if INSTANCE_TYPE_PARAMETER in scheduled:
             problems.append(
@@ -91,3 +100,35 @@ def cluster_training_problems(settings: Settings) -> list[tuple[str, str]]:
                 )
             )
     return problems
+
+
+def _fits_some_pool(
+    key: str, job: ClusterTrainingSettings, cluster: ClusterSettings
+) -> list[tuple[str, str]]:
+    """A job whose pod fits no node of the pools it may use waits for a node the autoscaler
+    never adds. The pod asks for the train container's resources (the init container runs
+    before it and asks for less, so the pod's request is the train container's)."""
+    pools = {
+        name: pool
+        for name, pool in cluster.gpu_pools.items()
+        if job.accelerator in (None, pool.accelerator)
+    }
+    if not pools:
+        return []  # reported as an unknown accelerator above
+    cpu, memory = millicpu(job.cpu), memory_mib(job.memory)
+    for pool in pools.values():
+        node = pool.node
+        if (
+            job.gpus_per_node <= node.gpus
+            and cpu <= node.allocatable_millicpu
+            and memory <= node.allocatable_memory_mib
+        ):
+            return []
+    offered = "; ".join(f"{name}: {pool.node.describe()}" for name, pool in sorted(pools.items()))
+    return [
+        (
+            f"{key}.cluster",
+            f"a pod of {job.gpus_per_node} GPU, {job.cpu} CPU and {job.memory} fits no node of "
+            f"the pools it may run on ({offered}); ask for less or add a larger pool",
+        )
+    ]

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from stacks.cluster_settings import ClusterSettings
+from stacks.cluster_settings import ClusterSettings, RoleArn
 from stacks.cluster_training_settings import ClusterTrainingSettings, cluster_training_problems
 from stacks.deployment_settings import DeploymentSettings
 from stacks.monitoring_settings import MonitoringSettings
@@ -166,6 +166,9 @@ class NetworkSettings(StrictModel):
 class EncryptionSettings(StrictModel):
     deletion_window_days: int = Field(ge=7, le=30)
     rotation_period_days: int = Field(default=365, ge=90, le=2560)
+    # Roles that administer the keys besides the deployer (a break-glass role). Nobody else
+    # may change a key policy or create grants other than for AWS resources.
+    key_administrators: list[RoleArn] = Field(default_factory=list, max_length=10)
 
 
 class LoggingSettings(StrictModel):
@@ -419,6 +422,10 @@ class Settings(StrictModel):
     owner: NonEmptyTagValue
     cost_center: NonEmptyTagValue
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=40)
+    # The IAM role `pulumi up` runs as (the CI deploy role, or the role a person assumes to
+    # deploy). It administers the KMS keys (KMS refuses a key policy that would lock out
+    # its creator) and gets the training cluster's cluster-admin access entry.
+    deployer_role_arn: RoleArn
     protection: ProtectionSettings
     network: NetworkSettings
     encryption: EncryptionSettings
@@ -493,6 +500,7 @@ class Settings(StrictModel):
                 )
             )
         problems.extend(_on_demand_floors(self))
+        problems.extend(_deployer_problems(self))
         problems.extend(cluster_training_problems(self))
         # On-demand copies must be destroyable without leaving data behind, in test too.
         if (
@@ -522,6 +530,42 @@ class Settings(StrictModel):
         if problems:
             raise InvalidKeys(problems)
         return self
+
+
+def _deployer_problems(settings: Settings) -> list[tuple[str, str]]:
+    """The deployer is in this account (the provider only runs with its credentials), has
+    one cluster access entry (its own), and reaches a private API only through a path the
+    stack names; prod opens no public API endpoint without a stated reason."""
+    problems = []
+    account = settings.aws.account_id
+    if settings.deployer_role_arn.split(":")[4] != account:
+        problems.append(
+            ("deployer_role_arn", f"must be a role in this stack's account ({account})")
+        )
+    for index, access in enumerate(settings.cluster.access):
+        if access.principal_arn == settings.deployer_role_arn:
+            problems.append(
+                (
+                    f"cluster.access[{index}].principal_arn",
+                    "is the deployer_role_arn, which gets its own cluster-admin access entry "
+                    "(a second entry for it fails with a 409 conflict); remove this one",
+                )
+            )
+    cluster = settings.cluster
+    if (
+        settings.environment == "prod"
+        and cluster.public_access_cidrs
+        and cluster.public_access_reason is None
+    ):
+        problems.append(
+            (
+                "cluster.public_access_cidrs",
+                "opens a public API endpoint in prod; set cluster.public_access_reason to say "
+                "why (a first deploy before the private path exists) or reach it privately "
+                "through cluster.api_access",
+            )
+        )
+    return problems
 
 
 def _on_demand_floors(settings: Settings) -> list[tuple[str, str]]:

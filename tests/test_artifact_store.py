@@ -48,15 +48,16 @@ def test_every_bucket_blocks_all_public_access(recording: StackRecording) -> Non
         assert ownership == "BucketOwnerEnforced"
 
 
-def test_every_bucket_sse_kms_with_the_environment_key(recording: StackRecording) -> None:
-    keys = {
-        "access-logs": recording.outputs["logs_key_arn"],
-        **dict.fromkeys(DATA_BUCKETS, recording.outputs["data_key_arn"]),
-    }
+def test_data_buckets_sse_kms_with_the_environment_key(recording: StackRecording) -> None:
     for purpose, parts in _bucket_parts(recording).items():
         (rule,) = parts["BucketServerSideEncryptionConfiguration"].inputs["rules"]
         default = rule["applyServerSideEncryptionByDefault"]
-        assert default == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": keys[purpose]}
+        if purpose == ACCESS_LOGS:
+            # S3 server access logging delivers only to SSE-S3 destinations.
+            assert default == {"sseAlgorithm": "AES256"}
+            continue
+        key = recording.outputs["data_key_arn"]
+        assert default == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key}
         assert rule["bucketKeyEnabled"] is True
 
 
@@ -94,12 +95,16 @@ def test_every_bucket_policy_denies_plain_http_and_other_keys(recording: StackRe
         assert tls["Effect"] == "Deny"
         assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         assert tls["Resource"] == [bucket.outputs["arn"], f"{bucket.outputs['arn']}/*"]
-        key = parts["BucketServerSideEncryptionConfiguration"].inputs["rules"][0][
+        default = parts["BucketServerSideEncryptionConfiguration"].inputs["rules"][0][
             "applyServerSideEncryptionByDefault"
-        ]["kmsMasterKeyId"]
-        wrong_key = statements["DenyOtherKmsKeys"]["Condition"]["StringNotEqualsIfExists"]
-        assert wrong_key == {"s3:x-amz-server-side-encryption-aws-kms-key-id": key}
-        assert statements["DenyOtherEncryptionAlgorithms"]["Effect"] == "Deny"
+        ]
+        if purpose == ACCESS_LOGS:
+            assert "DenyOtherKmsKeys" not in statements
+        else:
+            wrong_key = statements["DenyOtherKmsKeys"]["Condition"]["StringNotEqualsIfExists"]
+            key = default["kmsMasterKeyId"]
+            assert wrong_key == {"s3:x-amz-server-side-encryption-aws-kms-key-id": key}
+            assert statements["DenyOtherEncryptionAlgorithms"]["Effect"] == "Deny"
         # Policy and public access block are never written concurrently.
         assert parts["BucketPublicAccessBlock"].urn in parts["BucketPolicy"].depends_on, purpose
 

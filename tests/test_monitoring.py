@@ -82,10 +82,23 @@ def test_the_data_key_lets_the_publishers_encrypt(recording: StackRecording) -> 
     publish = next(s for s in statements if s["Sid"] == "PublishToEncryptedTopics")
     assert set(publish["Principal"]["Service"]) == {
         "cloudwatch.amazonaws.com",
-        "events.amazonaws.com",
         "budgets.amazonaws.com",
         "aps.amazonaws.com",
     }
+    account = recording.settings.aws.account_id
+    assert publish["Condition"] == {"StringEquals": {"aws:SourceAccount": account}}
+    # EventBridge sends no source account to KMS: its statement is scoped by the topic ARN
+    # in the encryption context, and this stack's alert topic matches it.
+    events = next(
+        s for s in statements if s["Sid"] == "EventBridgeDeliversToThisEnvironmentsTopics"
+    )
+    assert events["Principal"] == {"Service": "events.amazonaws.com"}
+    pattern = events["Condition"]["ArnLike"]["kms:EncryptionContext:aws:sns:topicArn"]
+    topic = recording.named("mlops-monitoring-alerts")
+    region = recording.settings.aws.region
+    assert fnmatch.fnmatchcase(f"arn:aws:sns:{region}:{account}:{topic.inputs['name']}", pattern)
+    other = f"arn:aws:sns:{region}:{account}:someone-elses-topic"
+    assert not fnmatch.fnmatchcase(other, pattern)
 
 
 def test_failed_executions_reach_the_topic(recording: StackRecording) -> None:

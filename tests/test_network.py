@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from components.environment import CLUSTER_ENDPOINT_SERVICES, DEPLOYMENT_ENDPOINT_SERVICES
-from components.network import INTERFACE_ENDPOINT_SERVICES
+from components.environment import vpc_workloads
+from policy.mlops_rules.reachability import endpoint_service_name, interface_services_for
 from stacks.offline import StackRecording, evaluate_config
 from tests.conftest import stack_config
 
@@ -72,16 +72,15 @@ def test_interface_and_gateway_endpoints(recording: StackRecording) -> None:
     s3 = endpoints.pop(f"com.amazonaws.{region}.s3")
     assert s3["vpcEndpointType"] == "Gateway"
     assert len(s3["routeTableIds"]) >= 1
-    # A managed training cluster and deployed models add what their nodes and deploy
-    # steps need (tests/test_training_cluster.py, tests/test_deployment_infra.py).
-    services = (
-        *INTERFACE_ENDPOINT_SERVICES,
-        *CLUSTER_ENDPOINT_SERVICES,
-        *DEPLOYMENT_ENDPOINT_SERVICES,
-    )
-    assert set(endpoints) == {f"com.amazonaws.{region}.{s}" for s in services}
+    # What the stack's workloads call (policy/mlops_rules/reachability.py): a managed
+    # training cluster and deployed models add what their nodes and deploy steps need.
+    services = interface_services_for(set(vpc_workloads(recording.settings)))
+    assert set(endpoints) == {endpoint_service_name(region, s) for s in services}
     for service in ("sagemaker.api", "sagemaker.runtime", "sagemaker.featurestore-runtime"):
         assert f"com.amazonaws.{region}.{service}" in endpoints
+    # MLflow's endpoint is not a com.amazonaws. service (SageMaker DG, MLflow interface
+    # endpoint): without it no step of a no-NAT VPC reaches the tracking server.
+    assert f"aws.sagemaker.{region}.experiments" in endpoints
     for endpoint in endpoints.values():
         assert endpoint["vpcEndpointType"] == "Interface"
         assert endpoint["privateDnsEnabled"] is True

@@ -90,7 +90,8 @@ def both(*mutations: Mutation) -> Mutation:
 
 
 TOP_LEVEL_KEYS = (
-    "allowed keys: environment, owner, cost_center, tags, protection, network, encryption, "
+    "allowed keys: environment, owner, cost_center, tags, deployer_role_arn, protection, "
+    "network, encryption, "
     "logging, artifact_store"
 )
 
@@ -517,6 +518,117 @@ BAD_INPUTS: list[tuple[str, str, Mutation, str, tuple[str, ...]]] = [
         put(P + "registry", "mlflow", "weekly_maintenance_window", value="Sunday 3am"),
         P + "registry.mlflow.weekly_maintenance_window",
         ("must look like Sun:03:00",),
+    ),
+    (
+        "gpu-pool-mixes-sizes",
+        "dev",
+        put(
+            P + "cluster", "gpu_pools", "a10g", "instance_types", value=["g5.2xlarge", "g5.4xlarge"]
+        ),
+        P + "cluster.gpu_pools.a10g.instance_types",
+        ("differ in size", "g5.4xlarge (16 vCPU, 64 GiB, 1 GPU)", "one pool per size"),
+    ),
+    (
+        "gpu-instance-type-without-a-shape",
+        "dev",
+        put(P + "cluster", "gpu_pools", "a10g", "instance_types", value=["g5.96xlarge"]),
+        P + "cluster.gpu_pools.a10g.instance_types[0]",
+        ("'g5.96xlarge'", "not in stacks/gpu_instances.py"),
+    ),
+    (
+        "cluster-job-fits-no-node",
+        "dev",
+        put(
+            P + "models",
+            "digits",
+            "training",
+            value={
+                "instance_type": "ml.g5.2xlarge",
+                "backend": "cluster",
+                "cluster": {"team": "research", "cpu": "16", "memory": "64Gi"},
+            },
+        ),
+        P + "models.digits.training.cluster",
+        ("fits no node", "a10g: g5.2xlarge: 1 GPU, 7410m CPU and 30179Mi allocatable"),
+    ),
+    (
+        "private-api-without-a-path",
+        "prod",
+        drop(P + "cluster", "api_access"),
+        P + "cluster.api_access",
+        ("nothing outside the cluster could reach it, `pulumi up` included",),
+    ),
+    (
+        "api-access-from-anywhere",
+        "dev",
+        put(P + "cluster", "api_access", value={"cidrs": ["0.0.0.0/0"]}),
+        P + "cluster.api_access.cidrs[0]",
+        ("lets anyone reach the API",),
+    ),
+    (
+        "access-entry-principal-twice",
+        "prod",
+        put(
+            P + "cluster",
+            "access",
+            1,
+            "principal_arn",
+            value="arn:aws:iam::333333333333:role/ml-platform-admins",
+        ),
+        P + "cluster.access[1].principal_arn",
+        ("is also access[0]", "409 conflict"),
+    ),
+    (
+        "access-entry-for-the-deployer",
+        "prod",
+        put(
+            P + "cluster",
+            "access",
+            1,
+            "principal_arn",
+            value="arn:aws:iam::333333333333:role/mlops-deployer",
+        ),
+        P + "cluster.access[1].principal_arn",
+        ("is the deployer_role_arn", "remove this one"),
+    ),
+    (
+        "deployer-in-another-account",
+        "test",
+        put(P + "deployer_role_arn", value="arn:aws:iam::999999999999:role/mlops-deployer"),
+        P + "deployer_role_arn",
+        ("must be a role in this stack's account (222222222222)",),
+    ),
+    (
+        "deployer-missing",
+        "test",
+        drop(P + "deployer_role_arn"),
+        P + "deployer_role_arn",
+        ("required key is missing",),
+    ),
+    (
+        "prod-public-api-without-reason",
+        "prod",
+        put(P + "cluster", "public_access_cidrs", value=["203.0.113.0/24"]),
+        P + "cluster.public_access_cidrs",
+        ("opens a public API endpoint in prod", "cluster.public_access_reason"),
+    ),
+    (
+        "public-access-reason-alone",
+        "dev",
+        put(P + "cluster", "public_access_reason", value="first deploy"),
+        P + "cluster.public_access_reason",
+        ("is only used with public_access_cidrs",),
+    ),
+    (
+        "key-administrator-not-a-role",
+        "prod",
+        put(
+            P + "encryption",
+            "key_administrators",
+            value=["arn:aws:iam::333333333333:user/someone"],
+        ),
+        P + "encryption.key_administrators[0]",
+        ("must look like arn:aws:iam::<id>:role/name",),
     ),
     (
         "network-json-text-that-is-not-json",

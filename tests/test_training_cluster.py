@@ -14,7 +14,8 @@ from components.cluster_charts import (
     CHARTS,
     CLUSTER_AUTOSCALER,
 )
-from components.environment import CLUSTER_ENDPOINT_SERVICES, cost_tags
+from components.environment import cost_tags
+from policy.mlops_rules import reachability
 from policy.mlops_rules.eks import CONTROL_PLANE_LOGS
 from stacks import outputs
 from stacks.cluster_settings import MANAGED_ADDONS
@@ -41,6 +42,10 @@ PUBLIC_CIDR = "203.0.113.0/24"
 PINNED_VPC_CNI = "v1.19.2-eksbuild.1"
 SHARED_STACK = "acme/mlops-platform/dev"
 SHARED_TEAMS = {"research": {"gpus": 2}, "vision": {"gpus": 1, "memory": "64Gi"}}
+# What only a cluster's nodes call (the pipelines' jobs need the rest too).
+CLUSTER_ENDPOINT_SERVICES = reachability.services_for(
+    {reachability.CLUSTER_NODES}
+) - reachability.services_for({reachability.SAGEMAKER_JOBS})
 
 
 @functools.cache
@@ -143,7 +148,12 @@ def test_public_endpoint_only_to_the_allow_list() -> None:
 
 
 def test_access_entries_follow_the_stack_file(recording: StackRecording) -> None:
-    access = stack_config(recording.stack)[KEY]["access"]
+    config = stack_config(recording.stack)
+    deployer = {
+        "principal_arn": config["mlops-platform:deployer_role_arn"],
+        "policy": "cluster-admin",
+    }
+    access = [deployer, *config[KEY]["access"]]
     cluster = recording.named("mlops-cluster")
     # The cluster's own entries (the managed Prometheus scraper's is tested with GpuMetrics,
     # the cluster training launcher's with ClusterTraining).
@@ -181,13 +191,69 @@ def test_access_entries_follow_the_stack_file(recording: StackRecording) -> None
 
 def test_dev_grants_edit_in_one_namespace_only(dev: StackRecording) -> None:
     scopes = {
-        a.inputs["policyArn"].rsplit("/", 1)[-1]: a.inputs["accessScope"]
+        a.inputs["principalArn"].rsplit("/", 1)[-1]: a.inputs["accessScope"]
         for a in dev.of_type(ACCESS_POLICY)
     }
     assert scopes == {
-        "AmazonEKSClusterAdminPolicy": {"type": "cluster"},
-        "AmazonEKSEditPolicy": {"type": "namespace", "namespaces": ["research"]},
+        "mlops-deployer": {"type": "cluster"},
+        "ml-platform-admins": {"type": "cluster"},
+        "data-scientists": {"type": "namespace", "namespaces": ["research"]},
     }
+
+
+def test_the_creator_gets_no_implicit_entry(recording: StackRecording) -> None:
+    # EKS's creator bootstrap would make an entry for the deployer that collides (409) with
+    # its explicit one.
+    access_config = _cluster(recording)["accessConfig"]
+    assert access_config == {
+        "authenticationMode": "API",
+        "bootstrapClusterCreatorAdminPermissions": False,
+    }
+
+
+def test_kubernetes_objects_wait_for_the_deployers_access(recording: StackRecording) -> None:
+    (provider,) = [
+        p for p in recording.of_type(K8S_PROVIDER) if p.name == "mlops-cluster-kubernetes"
+    ]
+    deployer_entries = {
+        r.urn for r in recording.resources if r.name.startswith("mlops-cluster-deployer-access")
+    }
+    assert len(deployer_entries) == 2  # the entry and its cluster-admin association
+    assert deployer_entries <= set(provider.depends_on)
+
+
+def test_the_deployers_networks_reach_the_private_api(recording: StackRecording) -> None:
+    api_access = recording.settings.cluster.api_access
+    cluster = recording.named("mlops-cluster-eks")
+    rules = [
+        r
+        for r in recording.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.name.startswith("mlops-cluster-api-from-")
+    ]
+    assert sorted(r.inputs.get("cidrIpv4") for r in rules) == sorted(
+        str(c) for c in api_access.cidrs
+    )
+    for rule in rules:
+        assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
+            "tcp",
+            443,
+            443,
+        )
+        # On the security group EKS made for this cluster.
+        assert cluster.urn in rule.property_dependencies["securityGroupId"]
+
+
+def test_a_runner_security_group_gets_its_own_rule() -> None:
+    config = stack_config("prod")
+    config[KEY]["api_access"] = {"security_group_ids": ["sg-0123456789abcdef0"]}
+    recording = evaluate_config("prod", config)
+    (rule,) = [
+        r
+        for r in recording.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.name.startswith("mlops-cluster-api-from-")
+    ]
+    assert rule.inputs["referencedSecurityGroupId"] == "sg-0123456789abcdef0"
+    assert rule.inputs["fromPort"] == 443
 
 
 # --- node groups and launch templates ------------------------------------------------------
@@ -244,6 +310,7 @@ def test_pool_capacity_and_accelerators_per_stack(
     assert pools(test_stack) == {"gpu-a10g": ("ON_DEMAND", "nvidia-a10g")}
     assert pools(prod) == {
         "gpu-l40s": ("ON_DEMAND", "nvidia-l40s"),
+        "gpu-l40s-x4": ("ON_DEMAND", "nvidia-l40s"),
         "gpu-h100": ("ON_DEMAND", "nvidia-h100"),
     }
 
@@ -285,6 +352,7 @@ def test_launch_template_disk_sizes_follow_settings(prod: StackRecording) -> Non
     assert sizes == {
         "mlops-prod-system": cluster.system_nodes.disk_size_gb,
         "mlops-prod-gpu-l40s": cluster.gpu_pools["l40s"].disk_size_gb,
+        "mlops-prod-gpu-l40s-x4": cluster.gpu_pools["l40s-x4"].disk_size_gb,
         "mlops-prod-gpu-h100": 1000,
     }
 

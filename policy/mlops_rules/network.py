@@ -5,22 +5,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from . import reachability as r
 from . import types as t
 from .model import StackView
 from .registry import Finding, rule
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
-# Services every VPC the stack creates reaches through interface endpoints (plus S3 gateway).
-REQUIRED_INTERFACE_ENDPOINTS = (
-    "sagemaker.api",
-    "sagemaker.runtime",
-    "ecr.api",
-    "ecr.dkr",
-    "sts",
-    "logs",
-    "monitoring",
-    "kms",
-)
+PIPELINE = "aws:sagemaker/pipeline:Pipeline"
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+LAMBDA_FUNCTION = "aws:lambda/function:Function"
+
+
+def workloads_of(view: StackView) -> set[str]:
+    """The workloads of reachability.NEEDS this stack runs in its VPC, from its resources."""
+    found = set()
+    pipelines = view.of_type(PIPELINE)
+    if pipelines:
+        found.add(r.SAGEMAKER_JOBS)
+    if any(str(p.props.get("pipelineName", "")).endswith("-deployment") for p in pipelines):
+        found.add(r.DEPLOY_STEP)
+    if view.of_type(EKS_CLUSTER):
+        found |= {r.CLUSTER_NODES, r.CLUSTER_PODS}
+    if any(f.props.get("vpcConfig") for f in view.of_type(LAMBDA_FUNCTION)):
+        found.add(r.CLUSTER_LAUNCHER)
+    return found
 
 
 @rule("N6", "no-open-ingress", "No security group accepts ingress from 0.0.0.0/0 or ::/0")
@@ -60,16 +68,29 @@ def vpc_flow_logs(view: StackView) -> Iterator[Finding]:
             yield vpc, "VPC has no flow logs"
 
 
-@rule("N7", "vpc-endpoints", "Each VPC has the S3 gateway and AWS interface endpoints")
+@rule(
+    "N7",
+    "vpc-endpoints",
+    "Each VPC has an endpoint for every AWS service its workloads call (reachability.NEEDS)",
+)
 def vpc_endpoints(view: StackView) -> Iterator[Finding]:
+    workloads = workloads_of(view)
     for vpc in view.of_type(t.VPC):
         services = set()
         for endpoint in view.dependents(vpc, "vpcId", t.VPC_ENDPOINT):
-            # com.amazonaws.<region>.<service>
-            name = str(endpoint.props.get("serviceName") or "").split(".", 3)[-1]
-            services.add((name, endpoint.props.get("vpcEndpointType") or "Gateway"))
-        if ("s3", "Gateway") not in services:
-            yield vpc, "no S3 gateway endpoint"
-        missing = [s for s in REQUIRED_INTERFACE_ENDPOINTS if (s, "Interface") not in services]
-        if missing:
-            yield vpc, f"no interface endpoints for: {', '.join(missing)}"
+            name = r.service_of(str(endpoint.props.get("serviceName") or ""))
+            kind = endpoint.props.get("vpcEndpointType") or "Gateway"
+            if kind == "Interface" and endpoint.props.get("privateDnsEnabled") is not True:
+                # Clients call the service's public name; only private DNS sends it here.
+                yield endpoint, f"interface endpoint for {name} without private DNS"
+                continue
+            services.add((name, kind))
+        for workload in sorted(workloads):
+            for need in r.NEEDS[workload]:
+                kind = "Gateway" if need.service in r.GATEWAY_SERVICES else "Interface"
+                if (need.service, kind) not in services:
+                    yield (
+                        vpc,
+                        f"{workload} calls {need.service} ({need.why}) and the VPC has no "
+                        f"{kind.lower()} endpoint for it",
+                    )

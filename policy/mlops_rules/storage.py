@@ -25,20 +25,38 @@ def _parts(view: StackView, bucket: Resource, type_: str) -> list[Resource]:
     return view.dependents(bucket, "bucket", type_)
 
 
-@rule("E2", "s3-sse-kms", "S3 buckets encrypt by default with SSE-KMS and a bucket key")
+def _is_access_log_destination(view: StackView, bucket: Resource) -> bool:
+    return bool(view.dependents(bucket, "targetBucket", t.BUCKET_LOGGING))
+
+
+@rule(
+    "E2",
+    "s3-sse-kms",
+    "S3 buckets encrypt by default with SSE-KMS and a bucket key; a server access log "
+    "destination with SSE-S3",
+)
 def s3_sse_kms(view: StackView) -> Iterator[Finding]:
     for bucket in view.of_type(t.BUCKET):
         configs = _parts(view, bucket, t.BUCKET_SSE)
         if not configs:
             yield bucket, "bucket has no server-side encryption configuration"
+        # S3 server access logging delivers only to buckets whose default encryption is
+        # SSE-S3 ("SSE-KMS is not supported", S3 User Guide, enable-server-access-logging).
+        log_destination = _is_access_log_destination(view, bucket)
         for config in configs:
             for rule_ in config.props.get("rules") or []:
                 default = rule_.get("applyServerSideEncryptionByDefault") or {}
-                if default.get("sseAlgorithm") not in ("aws:kms", "aws:kms:dsse"):
-                    yield (
-                        bucket,
-                        f"default encryption is {default.get('sseAlgorithm')}, not SSE-KMS",
-                    )
+                algorithm = default.get("sseAlgorithm")
+                if log_destination:
+                    if algorithm != "AES256":
+                        yield (
+                            bucket,
+                            f"server access log destination encrypts with {algorithm}: S3 "
+                            "delivers access logs only with SSE-S3 (AES256)",
+                        )
+                    continue
+                if algorithm not in ("aws:kms", "aws:kms:dsse"):
+                    yield bucket, f"default encryption is {algorithm}, not SSE-KMS"
                 elif not default.get("kmsMasterKeyId"):
                     yield bucket, "SSE-KMS without a customer-managed key (uses aws/s3)"
                 if rule_.get("bucketKeyEnabled") is not True:
