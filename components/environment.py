@@ -244,12 +244,10 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 GpuMetricsArgs(
                     names=names,
                     region=context.region,
-                    cluster_name=self.cluster.cluster_name,
                     cluster_arn=self.cluster.cluster_arn,
                     cluster_security_group_id=self.cluster.cluster_security_group_id,
                     subnet_ids=self.network.private_subnet_ids,
                     kubernetes=self.cluster.kubernetes,
-                    data_key_arn=self.encryption.data_key_arn,
                     logs_key_arn=self.encryption.logs_key_arn,
                     log_retention_days=settings.logging.retention_days,
                     alert_topic_arn=self.monitoring.alert_topic_arn,

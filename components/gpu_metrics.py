@@ -1,9 +1,15 @@
 """GpuMetrics: Amazon Managed Service for Prometheus for a training cluster.
 
-A workspace encrypted with the data key (query and rule logs to an encrypted log group), an
-AWS managed scraper in the cluster's subnets that reads the DCGM exporter and
-kube-state-metrics (no Prometheus server to run), GPU alert rules, and an Alertmanager
-that sends what fires to the environment's alert topic.
+A workspace (query and rule logs to a log group under the logs key), an AWS managed scraper
+in the cluster's subnets that reads the DCGM exporter and kube-state-metrics (no Prometheus
+server to run), GPU alert rules, and an Alertmanager that sends what fires to the
+environment's alert topic.
+
+The workspace keeps the AWS owned key: "you can't use AWS managed collectors to ingest into
+workspaces that use customer managed keys" (AMP User Guide, "Encryption at rest"); metrics
+are operational counters, not training data. The scraper gets its EKS access entry from the
+service (clusters in API authentication mode, AMP User Guide "Set up managed collectors for
+Amazon EKS"); a second entry for the same role fails with a 409, so only its RBAC is here.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.gpu_metrics_config import (
-    SCRAPER_USER,
     alertmanager_definition,
     gpu_alert_rules,
     scrape_configuration,
@@ -29,12 +34,10 @@ from components.naming import Names
 class GpuMetricsArgs:
     names: Names
     region: str
-    cluster_name: pulumi.Input[str]
     cluster_arn: pulumi.Input[str]
     cluster_security_group_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Output[str]]
     kubernetes: k8s.Provider
-    data_key_arn: pulumi.Input[str]
     logs_key_arn: pulumi.Input[str]
     log_retention_days: int
     alert_topic_arn: pulumi.Input[str]
@@ -58,12 +61,11 @@ class GpuMetrics(pulumi.ComponentResource):
         workspace = aws.amp.Workspace(
             f"{name}-workspace",
             alias=args.names.base,
-            kms_key_arn=args.data_key_arn,
             logging_configuration={"log_group_arn": log_group.arn.apply(lambda arn: f"{arn}:*")},
             opts=child,
         )
         self.workspace_arn = workspace.arn
-        scraper = aws.amp.Scraper(
+        aws.amp.Scraper(
             f"{name}-scraper",
             alias=f"{args.names.base}-training-cluster",
             source={
@@ -78,15 +80,8 @@ class GpuMetrics(pulumi.ComponentResource):
             scrape_configuration=scrape_configuration(),
             opts=child,
         )
-        # The scraper's role reads metrics as a Kubernetes user with read-only RBAC.
-        aws.eks.AccessEntry(
-            f"{name}-scraper-access",
-            cluster_name=args.cluster_name,
-            principal_arn=scraper.role_arn,
-            type="STANDARD",
-            user_name=SCRAPER_USER,
-            opts=child,
-        )
+        # The access entry EKS creates for the scraper's role maps it to this Kubernetes user;
+        # read-only RBAC for that user is all the cluster needs from this component.
         in_cluster = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)
         for manifest in scraper_access_manifests():
             create_object(f"{name}-{manifest['kind'].lower()}", manifest, in_cluster)

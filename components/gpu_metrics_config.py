@@ -22,6 +22,7 @@ SCRAPER_ROLE = "aps-collector-role"
 # it (a pod that asked for GPUs and does not use them) and it costs money.
 IDLE_GPU_MINUTES = 30
 GPU_MEMORY_FULL = 0.95
+XID_WINDOW = "10m"
 
 
 def scrape_configuration() -> str:
@@ -75,12 +76,15 @@ def gpu_alert_rules() -> str:
         },
         {
             "alert": "GpuXidErrors",
-            "expr": "max by (node, gpu) (DCGM_FI_DEV_XID_ERRORS) > 0",
+            # DCGM_FI_DEV_XID_ERRORS holds the last XID code seen, not a count (dcgm-exporter
+            # default-counters.csv): a new error is a change of that value, and the alert
+            # clears once no new one arrives for the window.
+            "expr": f"max by (node, gpu) (changes(DCGM_FI_DEV_XID_ERRORS[{XID_WINDOW}])) > 0",
             "for": "0m",
             "labels": {"severity": "critical"},
             "annotations": {
-                "summary": "GPU {{ $labels.gpu }} on {{ $labels.node }} reported XID error "
-                "{{ $value }}",
+                "summary": "GPU {{ $labels.gpu }} on {{ $labels.node }} reported "
+                f"{{{{ $value }}}} new XID error(s) in the last {XID_WINDOW}",
                 "description": "A driver or hardware fault: drain the node and let the "
                 "autoscaler replace it.",
             },

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from policy.mlops_rules.pod_egress import (
+    POD_IDENTITY_AGENT_IPV4,
+    POD_IDENTITY_AGENT_IPV6,
+    POD_IDENTITY_AGENT_PORT,
+)
 from stacks.cluster_settings import TeamSettings
 
 Manifest = dict[str, Any]
@@ -26,10 +31,12 @@ POD_SECURITY = {
     "pod-security.kubernetes.io/warn": "restricted",
     "pod-security.kubernetes.io/audit": "restricted",
 }
-# What a container gets when its spec names no requests or limits (LimitRange defaults):
+# What a container requests when its spec names no requests (LimitRange defaultRequest):
 # enough for a data loader, small enough that forgetting `resources` cannot hog the quota.
+# No default limit: Kubernetes rejects a container whose request exceeds the default limit
+# it did not ask for (a job asking for 8 CPUs without a limit would fail against a 2-CPU
+# default), and the quota caps requests, which is what the scheduler reserves.
 DEFAULT_REQUEST = {"cpu": "500m", "memory": "1Gi"}
-DEFAULT_LIMIT = {"cpu": "2", "memory": "4Gi"}
 DNS_PORT = 53
 HTTPS_PORT = 443
 TRAINING_SERVICE_ACCOUNT = "training"
@@ -52,7 +59,8 @@ def namespace(name: str, team: str) -> Manifest:
 
 
 def resource_quota(namespace: str, team: TeamSettings) -> Manifest:
-    """What the team's pods may request at once; GPUs are the scarce part."""
+    """What the team's pods may request at once; GPUs are the scarce part. Requests only: a
+    quota on limits would make every container state limits or be refused."""
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
@@ -62,8 +70,6 @@ def resource_quota(namespace: str, team: TeamSettings) -> Manifest:
                 f"requests.{GPU_RESOURCE}": str(team.gpus),
                 "requests.cpu": team.cpu,
                 "requests.memory": team.memory,
-                "limits.cpu": team.cpu,
-                "limits.memory": team.memory,
             }
         },
     }
@@ -74,11 +80,7 @@ def limit_range(namespace: str) -> Manifest:
         "apiVersion": "v1",
         "kind": "LimitRange",
         "metadata": _metadata("container-defaults", namespace),
-        "spec": {
-            "limits": [
-                {"type": "Container", "defaultRequest": DEFAULT_REQUEST, "default": DEFAULT_LIMIT}
-            ]
-        },
+        "spec": {"limits": [{"type": "Container", "defaultRequest": DEFAULT_REQUEST}]},
     }
 
 
@@ -93,8 +95,10 @@ def default_deny(namespace: str) -> Manifest:
 
 
 def allow_training_traffic(namespace: str) -> Manifest:
-    """What a training job needs: its own pods talk to each other (distributed training),
-    DNS, and HTTPS out (S3, ECR, STS and MLflow through the VPC endpoints)."""
+    """What a training job needs (policy/mlops_rules/pod_egress.py, checked by rule A7): its
+    own pods talk to each other (distributed training), DNS, the Pod Identity agent on the
+    node (its credentials; link-local, so no other rule covers it), and HTTPS out (S3, ECR,
+    STS and MLflow through the VPC endpoints)."""
     same_namespace: list[dict[str, Any]] = [{"podSelector": {}}]
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -119,6 +123,13 @@ def allow_training_traffic(namespace: str) -> Manifest:
                         {"protocol": "UDP", "port": DNS_PORT},
                         {"protocol": "TCP", "port": DNS_PORT},
                     ],
+                },
+                {
+                    "to": [
+                        {"ipBlock": {"cidr": f"{POD_IDENTITY_AGENT_IPV4}/32"}},
+                        {"ipBlock": {"cidr": f"{POD_IDENTITY_AGENT_IPV6}/128"}},
+                    ],
+                    "ports": [{"protocol": "TCP", "port": POD_IDENTITY_AGENT_PORT}],
                 },
                 {"ports": [{"protocol": "TCP", "port": HTTPS_PORT}]},
             ],

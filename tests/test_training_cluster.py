@@ -579,6 +579,11 @@ def test_each_team_gets_a_guarded_namespace(recording: StackRecording) -> None:
         assert hard["requests.nvidia.com/gpu"] == str(settings.gpus)
         assert hard["requests.cpu"] == settings.cpu
         assert hard["requests.memory"] == settings.memory
+        # Requests only: a quota on limits would refuse every container without limits.
+        assert not [key for key in hard if key.startswith("limits.")]
+        (defaults,) = objects["LimitRange/container-defaults"]["spec"]["limits"]
+        # No default limit: one would refuse a container asking for more without a limit.
+        assert set(defaults) == {"type", "defaultRequest"}
         deny = objects["NetworkPolicy/default-deny"]["spec"]
         assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
         assert objects["ServiceAccount/training"]["automountServiceAccountToken"] is False

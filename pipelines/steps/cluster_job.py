@@ -272,8 +272,8 @@ def _train_container(request: TrainingRequest, region: str, name: str) -> dict[s
         "env": _env(env),
         "resources": {
             # GPUs: extended resources take requests equal to limits. CPU and memory limits
-            # equal to the requests: the quota caps limits too, and without a CPU limit the
-            # namespace's LimitRange default (2 CPUs) would apply, below a larger request.
+            # equal to the requests: the node reserves what the job may use (Guaranteed QoS,
+            # last to be evicted under memory pressure).
             "requests": {"cpu": request.cpu, "memory": request.memory, GPU_RESOURCE: gpus},
             "limits": {"cpu": request.cpu, "memory": request.memory, GPU_RESOURCE: gpus},
         },

@@ -1,16 +1,21 @@
-"""Kubernetes rules: A7 (the namespaces the stack creates keep their guardrails).
+"""Kubernetes rules: A7 (the namespaces the stack creates keep their guardrails, and their
+pods can still do their work).
 
 checkov scans every object the stack creates in the tests (tests/test_kubernetes_objects.py);
-this rule checks at preview time what makes a namespace safe to hand to a team: a quota, a
-default-deny NetworkPolicy, and service accounts that do not mount API tokens.
+these rules check at preview time what makes a namespace safe to hand to a team (a quota, a
+default-deny NetworkPolicy, service accounts that do not mount API tokens) and that its
+NetworkPolicies still let a pod reach what it needs (pod_egress.team_pod_needs).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
+from . import types as t
 from .model import Resource, StackView
+from .pod_egress import allows, team_pod_needs
 from .registry import Finding, rule
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -18,6 +23,9 @@ RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 BOTH_DIRECTIONS = {"Ingress", "Egress"}
+TEAM_LABEL = "mlops.platform/team"
+# Stands for the VPC endpoints' interfaces when the VPC's range is not in the view.
+DEFAULT_VPC_ADDRESS = "10.0.0.10"
 
 
 def _metadata(resource: Resource, key: str) -> Any:
@@ -52,3 +60,29 @@ def namespace_guardrails(view: StackView) -> Iterator[Finding]:
     for account in view.of_type(SERVICE_ACCOUNT):
         if account.props.get("automountServiceAccountToken") is not False:
             yield account, "service account mounts its API token (automountServiceAccountToken)"
+
+
+def _vpc_address(view: StackView) -> str:
+    for vpc in view.of_type(t.VPC):
+        cidr = vpc.props.get("cidrBlock")
+        if isinstance(cidr, str):
+            return str(ipaddress.ip_network(cidr, strict=False).network_address + 10)
+    return DEFAULT_VPC_ADDRESS
+
+
+@rule("A7", "pod-egress", "Team namespaces' policies let pods reach DNS, credentials, AWS APIs")
+def pod_egress(view: StackView) -> Iterator[Finding]:
+    address = _vpc_address(view)
+    for namespace in view.of_type(NAMESPACE):
+        name, labels = _metadata(namespace, "name"), _metadata(namespace, "labels") or {}
+        if name is None or TEAM_LABEL not in labels:
+            continue
+        specs = [p.props.get("spec") or {} for p in _in(view, NETWORK_POLICY, name)]
+        for need in team_pod_needs(name, address):
+            if not allows(specs, name, need):
+                where = need.ip or f"pods in {need.namespace}"
+                yield (
+                    namespace,
+                    f"pods of namespace {name} cannot reach {need.what} ({where}, "
+                    f"{need.protocol} {need.port}): no NetworkPolicy egress rule allows it",
+                )
