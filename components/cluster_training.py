@@ -39,6 +39,7 @@ from components.lambda_package import (
     package_files,
 )
 from components.naming import Names
+from components.queues import DeadLetterArgs, dead_letter_queue, redrive_to
 from pipelines.context import CLUSTER_TRAINING_QUEUE
 from pipelines.environment_variables import (
     MLOPS_CLUSTER_CA,
@@ -130,23 +131,27 @@ class ClusterTraining(pulumi.ComponentResource):
 
     def _queues(self, child: pulumi.ResourceOptions) -> aws.sqs.Queue:
         name, args = self._name, self._args
-        dead_letters = aws.sqs.Queue(
+        dead_letters = dead_letter_queue(
             f"{name}-dead-letters",
-            name=args.names.queue(f"{CLUSTER_TRAINING_QUEUE}-dlq"),
-            kms_master_key_id=args.data_key_arn,
-            message_retention_seconds=14 * 24 * 3600,
-            opts=child,
+            DeadLetterArgs(
+                queue_name=args.names.queue(f"{CLUSTER_TRAINING_QUEUE}-dlq"),
+                key_arn=args.data_key_arn,
+                alarm_name=f"{args.names.queue(CLUSTER_TRAINING_QUEUE)}-dead-letters",
+                alarm_description=(
+                    "Training requests the launcher gave up on without failing their steps "
+                    "(it could not reach SageMaker either): those executions wait until "
+                    "stopped; see the launcher's logs"
+                ),
+                alert_topic_arn=args.alert_topic_arn,
+            ),
+            child,
         )
         queue = aws.sqs.Queue(
             f"{name}-queue",
             name=args.names.queue(CLUSTER_TRAINING_QUEUE),
             kms_master_key_id=args.data_key_arn,
             visibility_timeout_seconds=VISIBILITY_TIMEOUT_SECONDS,
-            redrive_policy=dead_letters.arn.apply(
-                lambda arn: json.dumps(
-                    {"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES}
-                )
-            ),
+            redrive_policy=redrive_to(dead_letters, MAX_RECEIVES),
             opts=child,
         )
         aws.sqs.QueuePolicy(
@@ -159,27 +164,6 @@ class ClusterTraining(pulumi.ComponentResource):
             f"{name}-send-requests",
             role=args.pipeline_role_name,
             policy=_policy_json(send_requests_policy, queue.arn, args.data_key_arn),
-            opts=child,
-        )
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-dead-letters-alarm",
-            name=f"{args.names.queue(CLUSTER_TRAINING_QUEUE)}-dead-letters",
-            alarm_description=(
-                "Training requests the launcher gave up on without failing their steps (it "
-                "could not reach SageMaker either): those executions wait until stopped; see "
-                "the launcher's logs"
-            ),
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": dead_letters.name},
-            statistic="Maximum",
-            period=300,
-            evaluation_periods=1,
-            threshold=0,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=[args.alert_topic_arn],
-            ok_actions=[args.alert_topic_arn],
             opts=child,
         )
         return queue

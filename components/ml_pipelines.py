@@ -26,6 +26,7 @@ from components.pipeline_policies import (
     execution_policy,
     scheduler_policy,
 )
+from components.queues import DeadLetterArgs, dead_letter_queue
 from components.step_code import StepCode, step_code
 from components.trust_policies import service_trust_policy
 from pipelines.steps.monitor import analyzer_registry
@@ -35,7 +36,6 @@ CODE_PREFIX = "code"
 TRAINING, DEPLOYMENT = "training", "deployment"
 # Scheduler keeps trying a run it could not start for an hour, then dead-letters it.
 SCHEDULE_RETRY = {"maximum_event_age_in_seconds": 3600, "maximum_retry_attempts": 5}
-DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
 
 
 @dataclass
@@ -271,11 +271,22 @@ class MlPipelines(pulumi.ComponentResource):
         }
         if not scheduled:
             return
-        queue = aws.sqs.Queue(
+        queue = dead_letter_queue(
             f"{self._name}-schedule-dlq",
-            kms_master_key_id=args.data_key_arn,
-            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
-            opts=self._child(),
+            DeadLetterArgs(
+                queue_name=args.names.queue("schedule-dlq"),
+                key_arn=args.data_key_arn,
+                alarm_name=args.names.queue("schedule-dead-letters"),
+                alarm_description=(
+                    "A scheduled pipeline run Scheduler could not start within its retry "
+                    "window (the message holds the schedule and the error): that run did "
+                    "not happen; start it by hand once the cause is fixed"
+                ),
+                # Monitoring creates the topic after the pipelines; an alarm may name a topic
+                # before it exists (CloudWatch checks actions when they fire).
+                alert_topic_arn=args.names.alert_topic_arn(),
+            ),
+            self._child(),
         )
         role = aws.iam.Role(
             f"{self._name}-scheduler-role",

@@ -65,7 +65,7 @@ class Monitoring(pulumi.ComponentResource):
         previous_owner = args.previous_owner_urn
         topic = aws.sns.Topic(
             f"{name}-alerts",
-            name=f"{args.names.base}-alerts",
+            name=args.names.alert_topic(),
             kms_master_key_id=args.data_key_arn,
             opts=pulumi.ResourceOptions.merge(
                 child,

@@ -86,6 +86,14 @@ class Names:
         region, account = self.context.region, self.context.account_id
         return f"https://sqs.{region}.{suffix}/{account}/{self.queue(purpose)}"
 
+    def alert_topic(self) -> str:
+        return f"{self.base}-alerts"
+
+    def alert_topic_arn(self) -> str:
+        """The alert topic's ARN, fixed by its name: components created before Monitoring
+        (which creates the topic) point their alarms at it."""
+        return self.context.arn("sns", self.alert_topic())
+
     def event_rule(self, purpose: str) -> str:
         return self._limited(f"{self.base}-{purpose}", "EventBridge rule name", MAX_EVENT_RULE_NAME)
 

@@ -1,4 +1,5 @@
-"""The drift rule's event pattern and the retrain trigger's permissions (pure data)."""
+"""The drift rule's event pattern, the drift queue's policy and the retrain trigger's
+permissions (pure data)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,34 @@ def drift_events_pattern(ctx: AwsContext, schedule_name: str) -> dict[str, Any]:
     }
 
 
-def trigger_policy(pipeline_arn: str, log_group_arn: str) -> dict[str, Any]:
+def drift_queue_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
+    """Only the model's drift rule sends; nobody talks to the queue without TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DriftRuleSends",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            },
+            {
+                "Sid": "DenyWithoutTls",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:*",
+                "Resource": queue_arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    }
+
+
+def trigger_policy(
+    pipeline_arn: str, log_group_arn: str, queue_arn: str, key_arn: str
+) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -32,6 +60,25 @@ def trigger_policy(pipeline_arn: str, log_group_arn: str) -> dict[str, Any]:
                     "sagemaker:StartPipelineExecution",
                 ],
                 "Resource": pipeline_arn,
+            },
+            {
+                # What Lambda's event source mapping calls with the function's role (Lambda
+                # Developer Guide, "Using Lambda with Amazon SQS": execution role permissions).
+                "Sid": "ConsumeDriftEvents",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                ],
+                "Resource": queue_arn,
+            },
+            {
+                "Sid": "DecryptDriftEventsThroughSqs",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": key_arn,
+                "Condition": {"StringLike": {"kms:ViaService": "sqs.*.amazonaws.com"}},
             },
             {
                 "Sid": "WriteOwnLogs",

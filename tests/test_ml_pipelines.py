@@ -120,6 +120,13 @@ def test_schedules_follow_settings(dev: StackRecording, prod: StackRecording) ->
     assert target["deadLetterConfig"] == {"arn": queue.outputs["arn"]}
     assert queue.inputs["kmsMasterKeyId"] == prod.outputs[outputs.DATA_KEY_ARN]
     assert target["retryPolicy"]["maximumRetryAttempts"] == 5
+    # A run Scheduler gave up on pages the team (the topic's ARN is fixed by its name).
+    depth = prod.named("mlops-pipelines-schedule-dlq-alarm").inputs
+    assert depth["metricName"] == "ApproximateNumberOfMessagesVisible"
+    assert depth["dimensions"] == {"QueueName": queue.outputs["name"]}
+    region, account = prod.settings.aws.region, prod.settings.aws.account_id
+    topic = prod.named("mlops-monitoring-alerts").inputs["name"]
+    assert depth["alarmActions"] == [f"arn:aws:sns:{region}:{account}:{topic}"]
     scheduler = json.loads(prod.named("mlops-pipelines-scheduler-access").inputs["policy"])
     start = next(s for s in scheduler["Statement"] if s["Sid"] == "StartPipelines")
     assert start["Resource"] == [prod.outputs[outputs.PIPELINE_ARNS]["digits"]]

@@ -1,15 +1,22 @@
 """Retrain trigger: the Lambda function that starts a model's training pipeline when Model
 Monitor finds violations on its endpoint, at most once per cooldown.
 
-EventBridge invokes it with the monitoring execution's "Processing Job State Change" event.
-A flapping monitor (violations every hour) must not start a retraining storm, so it starts a
-new execution only when the pipeline's newest execution began longer ago than the cooldown;
-the event id is the request token, so EventBridge delivering the same event twice starts one
-execution. Configured by environment variables (set by the MlPipelines component).
+The drift rule puts the monitoring execution's "Processing Job State Change" event on a FIFO
+queue with one message group, and the queue's event source mapping hands it here: Lambda
+processes one message group one batch at a time, so two violations never pass the cooldown
+check together (what reserved concurrency of 1 did, without taking from the account's
+unreserved concurrency, which a new account may not have). A flapping monitor (violations
+every hour) must not start a retraining storm, so it starts a new execution only when the
+pipeline's newest execution began longer ago than the cooldown, and at most one per batch;
+the event id is the request token, so the same event delivered twice starts one execution.
+A record that fails is reported with the records after it (FIFO order), retried, and after
+the queue's receive limit lands in the dead-letter queue, which alarms. Configured by
+environment variables (set by the DriftRetraining component).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -77,25 +84,62 @@ def violation_reason(event: dict[str, Any]) -> str:
     return f"Model Monitor found violations ({job}: {message})"
 
 
+def _event_of(record: dict[str, Any]) -> dict[str, Any]:
+    event = json.loads(record["body"])
+    if not isinstance(event, dict):
+        raise ValueError(f"message {record.get('messageId')} is not an EventBridge event")
+    return event
+
+
+def handle_batch(
+    sagemaker: PipelinesClient,
+    records: list[dict[str, Any]],
+    *,
+    pipeline: str,
+    cooldown: timedelta,
+    now: datetime,
+) -> tuple[list[Decision], list[str]]:
+    """The decision per record, and the ids of the records to retry: the first that failed
+    and every one after it (a FIFO group's order holds)."""
+    decisions: list[Decision] = []
+    for index, record in enumerate(records):
+        try:
+            if any(d.started for d in decisions):
+                decisions.append(Decision(False, "an earlier event of this batch started it"))
+                continue
+            event = _event_of(record)
+            decisions.append(
+                retrain(
+                    sagemaker,
+                    pipeline=pipeline,
+                    cooldown=cooldown,
+                    event_id=str(event.get("id") or record["messageId"]),
+                    reason=violation_reason(event),
+                    now=now,
+                )
+            )
+        except Exception:
+            logger.exception("retraining event %s failed; retried", record.get("messageId"))
+            return decisions, [str(r.get("messageId")) for r in records[index:]]
+    return decisions, []
+
+
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     import boto3  # type: ignore[import-untyped]  # in the Lambda runtime
 
     pipeline = MLOPS_TRAINING_PIPELINE_NAME.get()
     if pipeline is None:
         raise RuntimeError(f"{MLOPS_TRAINING_PIPELINE_NAME.name} is not set")
-    decision = retrain(
+    decisions, retry = handle_batch(
         boto3.client("sagemaker"),
+        list(event.get("Records") or []),
         pipeline=pipeline,
         cooldown=timedelta(hours=MLOPS_RETRAIN_COOLDOWN_HOURS.get()),
-        event_id=str(event.get("id", "")) or datetime.now(UTC).isoformat(),
-        reason=violation_reason(event),
         now=datetime.now(UTC),
     )
-    logger.warning(
-        "retraining %s: %s", "started" if decision.started else "skipped", decision.reason
-    )
-    return {
-        "started": decision.started,
-        "reason": decision.reason,
-        "execution": decision.execution_arn,
-    }
+    for decision in decisions:
+        logger.warning(
+            "retraining %s: %s", "started" if decision.started else "skipped", decision.reason
+        )
+    # The event source mapping reports these messages as failed (ReportBatchItemFailures).
+    return {"batchItemFailures": [{"itemIdentifier": message} for message in retry]}
