@@ -28,15 +28,29 @@ def managed_policy_arn(ctx: AwsContext, name: str) -> str:
     return f"arn:{ctx.partition}:iam::aws:policy/{name}"
 
 
-def pod_identity_trust_policy(ctx: AwsContext) -> dict[str, Any]:
+def pod_identity_trust_policy(
+    ctx: AwsContext, cluster_name: str, namespace: str, service_account: str
+) -> dict[str, Any]:
+    """One service account of one cluster may assume the role. EKS Pod Identity tags the
+    session with the cluster, namespace and service account (EKS User Guide, "Create IAM
+    role with trust policy required by EKS Pod Identity", and "Enable or disable session
+    tags"); without these conditions any association in the account could use the role."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
+                "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
                 "Effect": "Allow",
                 "Principal": {"Service": ctx.service_principal(POD_IDENTITY_SERVICE)},
                 "Action": ["sts:AssumeRole", "sts:TagSession"],
-                "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
+                "Condition": {
+                    "StringEquals": {
+                        "aws:SourceAccount": ctx.account_id,
+                        "aws:RequestTag/eks-cluster-arn": ctx.arn("eks", f"cluster/{cluster_name}"),
+                        "aws:RequestTag/kubernetes-namespace": namespace,
+                        "aws:RequestTag/kubernetes-service-account": service_account,
+                    }
+                },
             }
         ],
     }

@@ -88,22 +88,14 @@ class ModelRegistry(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-mlflow-role",
             assume_role_policy=json.dumps(service_trust_policy(args.context, "sagemaker")),
-            description="The MLflow tracking server: its artifacts and model registration",
+            description="The MLflow tracking server: its artifacts",
             opts=pulumi.ResourceOptions(parent=self),
         )
         aws.iam.RolePolicy(
             f"{name}-mlflow-access",
             role=role.id,
             policy=pulumi.Output.all(args.artifact_bucket_arn, args.data_key_arn).apply(
-                lambda arns: json.dumps(
-                    mlflow_server_policy(
-                        args.context,
-                        arns[0],
-                        MLFLOW_PREFIX,
-                        arns[1],
-                        group_prefix=args.names.model_package_group(""),
-                    )
-                )
+                lambda arns: json.dumps(mlflow_server_policy(arns[0], MLFLOW_PREFIX, arns[1]))
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -117,7 +109,9 @@ class ModelRegistry(pulumi.ComponentResource):
             tracking_server_size=mlflow.size,
             mlflow_version=mlflow.mlflow_version,
             weekly_maintenance_window_start=mlflow.weekly_maintenance_window,
-            automatic_model_registration=True,
+            # Off: the Register step creates the model packages (with the gate's metrics and
+            # the approval status); AWS's sync would add a second group per model.
+            automatic_model_registration=False,
             opts=stateful(self, args.protection),
         )
         return server.arn

@@ -220,7 +220,9 @@ def feature_store_policy(
             {
                 "Sid": "OfflineStoreObjects",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject"],
+                # As AWS's AmazonSageMakerFeatureStoreAccess grants: the offline store's writer
+                # sets the object ACL (a no-op under BucketOwnerEnforced, still authorised).
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:PutObjectAcl"],
                 "Resource": f"{bucket_arn}/{prefix}*",
             },
             {

@@ -5,17 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.aws_context import AwsContext
-
-# What automatic model registration does from MLflow: create groups and packages, never
-# approve them (SECURITY A5: approvers are separate from builders).
-REGISTRATION_ACTIONS = [
-    "sagemaker:AddTags",
-    "sagemaker:CreateModelPackageGroup",
-    "sagemaker:CreateModelPackage",
-    "sagemaker:DescribeModelPackageGroup",
-    "sagemaker:DescribeModelPackage",
-]
 READ_ACTIONS = [
     "sagemaker:DescribeModelPackageGroup",
     "sagemaker:DescribeModelPackage",
@@ -23,11 +12,10 @@ READ_ACTIONS = [
 ]
 
 
-def mlflow_server_policy(
-    ctx: AwsContext, bucket_arn: str, prefix: str, key_arn: str, group_prefix: str
-) -> dict[str, Any]:
-    """Artifacts under one prefix of one bucket, that bucket's key, and registration into
-    this environment's model package groups."""
+def mlflow_server_policy(bucket_arn: str, prefix: str, key_arn: str) -> dict[str, Any]:
+    """Artifacts under one prefix of one bucket and that bucket's key. No registry rights:
+    automatic model registration is off (the pipelines' Register step creates packages, and
+    AWS would sync into groups named `<model>-<hash>`, outside this environment's names)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -55,15 +43,6 @@ def mlflow_server_policy(
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                 "Resource": key_arn,
-            },
-            {
-                "Sid": "AutomaticModelRegistration",
-                "Effect": "Allow",
-                "Action": REGISTRATION_ACTIONS,
-                "Resource": [
-                    ctx.arn("sagemaker", f"model-package-group/{group_prefix}*"),
-                    ctx.arn("sagemaker", f"model-package/{group_prefix}*"),
-                ],
             },
         ],
     }

@@ -70,7 +70,9 @@ class TeamNamespaces(pulumi.ComponentResource):
             role = aws.iam.Role(
                 f"{name}-{team}-role",
                 name=args.names.team_role(team),
-                assume_role_policy=json.dumps(pod_identity_trust_policy(args.context)),
+                assume_role_policy=pulumi.Output.from_input(args.cluster_name).apply(
+                    functools.partial(_trust_policy_json, args.context, namespace)
+                ),
                 description=f"Jobs of team {team} in namespace {namespace}",
                 opts=child,
             )
@@ -109,3 +111,9 @@ class TeamNamespaces(pulumi.ComponentResource):
 def _artifact_policy_json(team: str, values: list[Any]) -> str:
     key_arn, *bucket_arns = values
     return json.dumps(team_artifact_policy(team, key_arn=key_arn, bucket_arns=bucket_arns))
+
+
+def _trust_policy_json(ctx: AwsContext, namespace: str, cluster_name: str) -> str:
+    return json.dumps(
+        pod_identity_trust_policy(ctx, cluster_name, namespace, TRAINING_SERVICE_ACCOUNT)
+    )

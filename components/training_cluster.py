@@ -350,7 +350,12 @@ class TrainingCluster(pulumi.ComponentResource):
     def _ebs_csi_role(self) -> aws.iam.Role:
         role = self._role(
             "ebs-csi",
-            pod_identity_trust_policy(self._args.context),
+            pod_identity_trust_policy(
+                self._args.context,
+                self._args.names.base,
+                CHART_NAMESPACE,
+                EBS_CSI_SERVICE_ACCOUNT,
+            ),
             (EBS_CSI_POLICY,),
             "EBS CSI driver: volumes for PersistentVolumeClaims",
         )
@@ -479,7 +484,9 @@ class TrainingCluster(pulumi.ComponentResource):
         mirror = settings.image_registry
         autoscaler_role = self._role(
             "autoscaler",
-            pod_identity_trust_policy(args.context),
+            pod_identity_trust_policy(
+                args.context, args.names.base, CHART_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT
+            ),
             (),
             "cluster-autoscaler: resizes this cluster's node groups",
         )

@@ -61,6 +61,13 @@ def test_role_is_scoped_to_the_offline_store(recording: StackRecording) -> None:
     assert statements["OfflineStoreObjects"]["Resource"] == (
         f"arn:aws:s3:::{datasets}/feature-store/*"
     )
+    # What AmazonSageMakerFeatureStoreAccess grants the offline store's writer.
+    assert set(statements["OfflineStoreObjects"]["Action"]) == {
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:PutObjectAcl",
+    }
+    assert statements["OfflineStoreBucket"]["Action"] == "s3:GetBucketAcl"
     assert (
         statements["OfflineStoreEncryption"]["Resource"]
         == (recording.outputs[outputs.DATA_KEY_ARN])

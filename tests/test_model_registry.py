@@ -43,7 +43,8 @@ def test_managed_tracking_server_from_settings(recording: StackRecording) -> Non
     assert server.inputs["trackingServerName"] == f"mlops-{recording.stack}-mlflow"
     assert server.inputs["trackingServerSize"] == mlflow.size
     assert server.inputs["weeklyMaintenanceWindowStart"] == mlflow.weekly_maintenance_window
-    assert server.inputs["automaticModelRegistration"] is True
+    # The Register step creates packages; MLflow's sync would add `<model>-<hash>` groups.
+    assert server.inputs["automaticModelRegistration"] is False
     assert server.inputs["artifactStoreUri"] == f"s3://{models_bucket}/mlflow/"
     assert recording.outputs[outputs.MLFLOW_TRACKING_SERVER_ARN] == server.outputs["arn"]
 
@@ -57,10 +58,19 @@ def test_tracking_server_role_is_least_privilege(recording: StackRecording) -> N
     models_arn = f"arn:aws:s3:::{recording.outputs[outputs.BUCKET_NAMES]['models']}"
     assert statements["ArtifactObjects"]["Resource"] == f"{models_arn}/mlflow/*"
     assert statements["ArtifactEncryption"]["Resource"] == recording.outputs[outputs.DATA_KEY_ARN]
-    registration = statements["AutomaticModelRegistration"]
-    # Builds model packages, never approves them (SECURITY A5).
-    assert "sagemaker:UpdateModelPackage" not in registration["Action"]
-    assert all(f"/mlops-{recording.stack}-*" in r for r in registration["Resource"])
+    # No registry rights at all: automatic model registration is off.
+    assert set(statements) == {
+        "ArtifactObjects",
+        "ArtifactListing",
+        "ArtifactBucketLocation",
+        "ArtifactEncryption",
+    }
+    actions = [
+        a
+        for s in statements.values()
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert not [a for a in actions if a.startswith("sagemaker:")]
 
 
 def test_prod_registry_is_protected(prod: StackRecording) -> None:

@@ -765,3 +765,34 @@ def test_policy_rules_pass_the_committed_stacks(recording: StackRecording) -> No
     report = check(recording)
     assert report.mandatory == []
     assert any(r.type == CLUSTER for r in recording.resources)
+
+
+def _trust_scope(role: Any) -> dict[str, str]:
+    (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+    return dict(statement["Condition"]["StringEquals"])
+
+
+def test_each_pod_identity_role_trusts_only_its_service_account(
+    recording: StackRecording,
+) -> None:
+    """EKS Pod Identity tags the session with cluster, namespace and service account; each
+    role's trust names exactly the association that uses it, so no other pod can."""
+    region, account = recording.settings.aws.region, recording.settings.aws.account_id
+    cluster_arn = f"arn:aws:eks:{region}:{account}:cluster/mlops-{recording.stack}"
+    roles = {r.outputs["arn"]: r for r in recording.of_type("aws:iam/role:Role")}
+    uses = [
+        (a.inputs["roleArn"], a.inputs["namespace"], a.inputs["serviceAccount"])
+        for a in recording.of_type(POD_IDENTITY)
+    ]
+    ebs = _addons(recording)["aws-ebs-csi-driver"].inputs["podIdentityAssociations"]
+    uses += [(a["roleArn"], "kube-system", a["serviceAccount"]) for a in ebs]
+    assert len(uses) == 2 + len(recording.settings.cluster.teams)
+    for role_arn, namespace, service_account in uses:
+        assert _trust_scope(roles[role_arn]) == {
+            "aws:SourceAccount": account,
+            "aws:RequestTag/eks-cluster-arn": cluster_arn,
+            "aws:RequestTag/kubernetes-namespace": namespace,
+            "aws:RequestTag/kubernetes-service-account": service_account,
+        }
