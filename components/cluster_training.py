@@ -2,9 +2,10 @@
 
 A cluster-backed Train step is a SageMaker CallbackStep: it puts its request on this
 component's queue (encrypted with the data key, readable by the launcher only) and waits.
-The launcher Lambda (pipelines/steps/launcher.py), in the VPC with the cluster's security
-group so it reaches the private API endpoint, turns each request into a Job in the model's
-team namespace, where its EKS access entry lets it create Jobs and nothing else; requests it
+The launcher Lambda (pipelines/steps/launcher.py), in the VPC in its own security group
+(HTTPS out only), which the cluster security group admits on 443 to the private API
+endpoint and nothing else (not the kubelets, not the pods), turns each request into a Job
+in the model's team namespace, where its EKS access entry lets it create Jobs and nothing else; requests it
 cannot start fail their step with the reason. Every few minutes the same Lambda sweeps the
 namespaces for Jobs that died without reporting (deadline, back-off limit) and fails their
 steps, so no execution waits forever. Messages that keep failing land in a dead-letter
@@ -67,6 +68,7 @@ LAUNCHER_TIMEOUT_SECONDS = 120
 # SQS hides a message this long while the launcher works on it (AWS: >= 6x the timeout).
 VISIBILITY_TIMEOUT_SECONDS = 6 * LAUNCHER_TIMEOUT_SECONDS
 SWEEP_SCHEDULE = "rate(5 minutes)"
+HTTPS = 443
 SWEEP_EVENT = {"sweep": True}
 
 
@@ -92,6 +94,7 @@ class ClusterTrainingArgs:
     # GPU labels the cluster's pools offer (empty: unknown, a shared cluster)
     accelerators: list[str]
     training_operator: bool
+    vpc_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Output[str]]
     pipeline_role_name: pulumi.Input[str]
     pipeline_role_arn: pulumi.Input[str]
@@ -172,6 +175,7 @@ class ClusterTraining(pulumi.ComponentResource):
         self, queue: aws.sqs.Queue, child: pulumi.ResourceOptions
     ) -> tuple[aws.lambda_.Function, aws.iam.Role]:
         name, args = self._name, self._args
+        security_group, api_ingress = self._launcher_network(child)
         function_name = args.names.function("cluster-launcher")
         logs, role = function_logs_and_role(
             function_name,
@@ -191,7 +195,7 @@ class ClusterTraining(pulumi.ComponentResource):
                 args.data_key_arn,
                 args.models_bucket_arn,
                 logs.arn,
-                args.cluster.security_group_id,
+                security_group.id,
                 *args.subnet_ids,
             ).apply(self._launcher_policy_json),
             opts=child,
@@ -206,16 +210,47 @@ class ClusterTraining(pulumi.ComponentResource):
             code=code_archive(LAUNCHER_FILES),
             timeout=LAUNCHER_TIMEOUT_SECONDS,
             kms_key_arn=args.data_key_arn,
-            # In the VPC, in the cluster's security group: the API endpoint is private.
-            vpc_config={
-                "subnet_ids": args.subnet_ids,
-                "security_group_ids": [args.cluster.security_group_id],
-            },
+            # In the VPC: the API endpoint is private.
+            vpc_config={"subnet_ids": args.subnet_ids, "security_group_ids": [security_group.id]},
             environment={"variables": self._environment()},
             logging_config={"log_format": "Text", "log_group": logs.name},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, access]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, access, api_ingress]),
         )
         return function, role
+
+    def _launcher_network(
+        self, child: pulumi.ResourceOptions
+    ) -> tuple[aws.ec2.SecurityGroup, aws.vpc.SecurityGroupIngressRule]:
+        """The launcher's own security group, and the cluster's rule admitting it to the API."""
+        name, args = self._name, self._args
+        group = aws.ec2.SecurityGroup(
+            f"{name}-launcher-sg",
+            vpc_id=args.vpc_id,
+            description="Cluster launcher Lambda: HTTPS out, nothing in",
+            opts=child,
+        )
+        # Without NAT, HTTPS reaches only the VPC endpoints, the S3 gateway and the cluster.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-launcher-https-out",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            cidr_ipv4="0.0.0.0/0",
+            description="HTTPS to the Kubernetes API and AWS APIs",
+            opts=child,
+        )
+        ingress = aws.vpc.SecurityGroupIngressRule(
+            f"{name}-api-from-launcher",
+            security_group_id=args.cluster.security_group_id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            referenced_security_group_id=group.id,
+            description="Kubernetes API from the cluster launcher Lambda",
+            opts=child,
+        )
+        return group, ingress
 
     def _launcher_policy_json(self, values: list[Any]) -> str:
         queue_arn, key_arn, bucket_arn, log_group_arn, security_group, *subnets = values

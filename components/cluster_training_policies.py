@@ -122,9 +122,10 @@ def launcher_policy(
                 "Resource": interfaces,
             },
             {
+                # As AWSLambdaVPCAccessExecutionRole grants (neither has a resource scope).
                 "Sid": "SeeInterfaces",
                 "Effect": "Allow",
-                "Action": "ec2:DescribeNetworkInterfaces",
+                "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
                 "Resource": "*",
             },
         ],

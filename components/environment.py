@@ -368,6 +368,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 team_gpus={team: cluster.teams[team].gpus for team in teams},
                 accelerators=[pool.accelerator for pool in cluster.gpu_pools.values()],
                 training_operator=cluster.training_operator,
+                vpc_id=self.network.vpc_id,
                 subnet_ids=self.network.private_subnet_ids,
                 pipeline_role_name=self.pipelines.execution_role_name,
                 pipeline_role_arn=self.pipelines.execution_role_arn,

@@ -116,12 +116,42 @@ def test_the_definition_sends_to_the_queue_and_reads_the_callback_outputs() -> N
     }
 
 
-def test_the_launcher_runs_in_the_vpc_with_the_clusters_security_group() -> None:
+def _assert_launcher_network(stack: Any, cluster_group: str) -> None:
+    """The launcher's own group: HTTPS out only, admitted by the cluster's group on 443."""
+    function = stack.named(f"{C}-launcher")
+    group = stack.named(f"{C}-launcher-sg")
+    (group_id,) = function.inputs["vpcConfig"]["securityGroupIds"]
+    assert group.urn in function.property_dependencies["vpcConfig"]
+    assert group_id != cluster_group
+    assert group.inputs["vpcId"] == stack.outputs["vpc_id"]
+    rules = [
+        r
+        for r in stack.resources
+        if r.type.startswith("aws:vpc/securityGroup")
+        and group_id in (r.inputs.get("securityGroupId"), r.inputs.get("referencedSecurityGroupId"))
+    ]
+    shapes = {
+        (r.type.rsplit(":", 1)[-1], r.inputs["securityGroupId"], r.inputs.get("fromPort"))
+        for r in rules
+    }
+    assert shapes == {
+        ("SecurityGroupEgressRule", group_id, 443),
+        ("SecurityGroupIngressRule", cluster_group, 443),
+    }
+    ingress = stack.named(f"{C}-api-from-launcher")
+    assert ingress.inputs["referencedSecurityGroupId"] == group_id
+    assert ingress.urn in function.depends_on  # the API is reachable at the first call
+    access = policy(stack.named(f"{C}-launcher-access"))
+    attach = statement(access, "AttachToVpc")["Resource"]
+    assert f"arn:aws:ec2:eu-west-1:111111111111:security-group/{group_id}" in attach
+
+
+def test_the_launcher_runs_in_the_vpc_in_its_own_security_group() -> None:
     stack = cluster_backed()
     function = stack.named(f"{C}-launcher")
     cluster = stack.named("mlops-cluster-eks")
+    _assert_launcher_network(stack, cluster.outputs["vpcConfig"]["clusterSecurityGroupId"])
     vpc = function.inputs["vpcConfig"]
-    assert vpc["securityGroupIds"] == [cluster.outputs["vpcConfig"]["clusterSecurityGroupId"]]
     assert vpc["subnetIds"] == stack.outputs["private_subnet_ids"]  # never the NAT's subnet
     assert function.inputs["handler"] == LAUNCHER_HANDLER
     env = function.inputs["environment"]["variables"]
@@ -201,10 +231,10 @@ def test_team_jobs_may_complete_their_pipelines_callback_steps() -> None:
     )
 
 
-def test_on_a_shared_cluster_the_launcher_uses_the_owners_security_group() -> None:
+def test_on_a_shared_cluster_the_owners_security_group_admits_the_launcher() -> None:
     stack = cluster_backed(shared=True)
     function = stack.named(f"{C}-launcher")
-    assert function.inputs["vpcConfig"]["securityGroupIds"] == ["sg-0shared0000000000"]
+    _assert_launcher_network(stack, "sg-0shared0000000000")
     env = function.inputs["environment"]["variables"]
     assert json.loads(env["MLOPS_TEAM_NAMESPACES"]) == {"research": "research-dev-x"}
     # The owner's pools are not in this stack's settings: the launcher does not filter.
