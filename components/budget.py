@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.alert_sources import AlertSources
 from stacks.settings import BudgetSettings
 
 
@@ -32,7 +33,7 @@ class CostBudget(pulumi.ComponentResource):
         alerts = [("ACTUAL", percent) for percent in settings.actual_alert_percents]
         if settings.forecast_alert_percent is not None:
             alerts.append(("FORECASTED", settings.forecast_alert_percent))
-        aws.budgets.Budget(
+        budget = aws.budgets.Budget(
             f"{name}-monthly",
             name=f"mlops-{args.stack}-monthly",
             budget_type="COST",
@@ -53,4 +54,5 @@ class CostBudget(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.alert_sources = AlertSources(budgets=[budget.arn])
         self.register_outputs({})

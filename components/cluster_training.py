@@ -5,11 +5,11 @@ component's queue (encrypted with the data key, readable by the launcher only) a
 The launcher Lambda (pipelines/steps/launcher.py), in the VPC in its own security group
 (HTTPS out only), which the cluster security group admits on 443 to the private API
 endpoint and nothing else (not the kubelets, not the pods), turns each request into a Job
-in the model's team namespace, where its EKS access entry lets it create Jobs and nothing else; requests it
-cannot start fail their step with the reason. Every few minutes the same Lambda sweeps the
-namespaces for Jobs that died without reporting (deadline, back-off limit) and fails their
-steps, so no execution waits forever. Messages that keep failing land in a dead-letter
-queue, whose depth alarms on the environment's alert topic.
+in the model's team namespace, where its EKS access entry lets it create Jobs and nothing
+else; requests it cannot start fail their step with the reason. Every few minutes the same
+Lambda sweeps the namespaces for Jobs that died without reporting (deadline, back-off
+limit) and fails their steps, so no execution waits forever. Messages that keep failing land
+in a dead-letter queue, whose depth alarms on the environment's alert topic.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.alert_sources import AlertSources
 from components.aws_context import AwsContext
 from components.cluster_training_policies import (
     EDIT_ACCESS_POLICY,
@@ -114,6 +115,7 @@ class ClusterTraining(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops:training:ClusterTraining", name, None, opts)
         self._name, self._args = name, args
+        self.alert_sources = AlertSources()
         child = pulumi.ResourceOptions(parent=self)
         queue = self._queues(child)
         function, role = self._launcher(queue, child)
@@ -134,7 +136,7 @@ class ClusterTraining(pulumi.ComponentResource):
 
     def _queues(self, child: pulumi.ResourceOptions) -> aws.sqs.Queue:
         name, args = self._name, self._args
-        dead_letters = dead_letter_queue(
+        dead_letters, alarm = dead_letter_queue(
             f"{name}-dead-letters",
             DeadLetterArgs(
                 queue_name=args.names.queue(f"{CLUSTER_TRAINING_QUEUE}-dlq"),
@@ -149,6 +151,7 @@ class ClusterTraining(pulumi.ComponentResource):
             ),
             child,
         )
+        self.alert_sources.alarms.append(alarm.arn)
         queue = aws.sqs.Queue(
             f"{name}-queue",
             name=args.names.queue(CLUSTER_TRAINING_QUEUE),

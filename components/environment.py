@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.alert_sources import AlertSources
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.aws_context import AwsContext
 from components.budget import CostBudget, CostBudgetArgs
@@ -236,10 +237,11 @@ class MlopsEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self._retrain_on_drift(name, settings, context, names, child)
-        self._train_on_cluster(name, settings, context, names, child)
+        publishers = [self.pipelines.alert_sources] if self.pipelines else []
+        publishers += self._retrain_on_drift(name, settings, context, names, child)
+        publishers += self._train_on_cluster(name, settings, context, names, child)
         if self.cluster is not None:
-            GpuMetrics(
+            gpu_metrics = GpuMetrics(
                 f"{name}-gpu-metrics",
                 GpuMetricsArgs(
                     names=names,
@@ -254,7 +256,8 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        CostBudget(
+            publishers.append(AlertSources(workspaces=[gpu_metrics.workspace_arn]))
+        budget = CostBudget(
             f"{name}-budget",
             CostBudgetArgs(
                 settings=settings.budget,
@@ -263,6 +266,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.monitoring.admit_publishers(budget.alert_sources, *publishers)
         self.register_outputs(policy_facts)
 
     def _create_cluster(
@@ -352,13 +356,13 @@ class MlopsEnvironment(pulumi.ComponentResource):
         context: AwsContext,
         names: Names,
         child: pulumi.ResourceOptions,
-    ) -> None:
+    ) -> list[AlertSources]:
         """The queue and launcher of cluster-backed Train steps, where a model has one."""
         teams = _cluster_backed(settings)
         if not teams or self.pipelines is None or self._cluster_access is None:
-            return
+            return []
         cluster = settings.cluster
-        ClusterTraining(
+        training = ClusterTraining(
             f"{name}-cluster-training",
             ClusterTrainingArgs(
                 context=context,
@@ -380,6 +384,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        return [training.alert_sources]
 
     def _retrain_on_drift(
         self,
@@ -388,15 +393,16 @@ class MlopsEnvironment(pulumi.ComponentResource):
         context: AwsContext,
         names: Names,
         child: pulumi.ResourceOptions,
-    ) -> None:
+    ) -> list[AlertSources]:
         """Deployed models that retrain when their endpoint's inputs drift."""
         if self.pipelines is None:
-            return
+            return []
+        sources = []
         for model, endpoint in sorted(self.pipelines.endpoint_names.items()):
             deployment = settings.models[model].deployment
             if deployment is None or not deployment.retrain_on_drift:
                 continue
-            DriftRetraining(
+            retraining = DriftRetraining(
                 f"{name}-{model}-retraining",
                 DriftRetrainingArgs(
                     model=model,
@@ -413,3 +419,5 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+            sources.append(retraining.alert_sources)
+        return sources

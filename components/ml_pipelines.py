@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alert_sources import AlertSources
 from components.aws_context import AwsContext
 from components.definition_cache import Builder, cached_definition
 from components.deployment_policies import (
@@ -68,6 +69,7 @@ class MlPipelines(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops:pipelines:MlPipelines", name, None, opts)
         self._name, self._args = name, args
+        self.alert_sources = AlertSources()
         code = step_code()
         code_uri = self._upload_code(code)
         role = self._execution_role()
@@ -271,7 +273,7 @@ class MlPipelines(pulumi.ComponentResource):
         }
         if not scheduled:
             return
-        queue = dead_letter_queue(
+        queue, alarm = dead_letter_queue(
             f"{self._name}-schedule-dlq",
             DeadLetterArgs(
                 queue_name=args.names.queue("schedule-dlq"),
@@ -288,6 +290,7 @@ class MlPipelines(pulumi.ComponentResource):
             ),
             self._child(),
         )
+        self.alert_sources.alarms.append(alarm.arn)
         role = aws.iam.Role(
             f"{self._name}-scheduler-role",
             assume_role_policy=json.dumps(service_trust_policy(args.context, "scheduler")),

@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.alert_sources import AlertSources
 from components.aws_context import AwsContext
 from components.monitoring_policies import (
     ENDPOINT_METRICS,
@@ -61,6 +62,9 @@ class Monitoring(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops:monitoring:Monitoring", name, None, opts)
         self._name, self._args = name, args
+        # What publishes to the topic from here; the environment passes the other
+        # components' to admit_publishers (the topic policy names each exact ARN).
+        self.alert_sources = AlertSources()
         child = pulumi.ResourceOptions(parent=self)
         previous_owner = args.previous_owner_urn
         topic = aws.sns.Topic(
@@ -75,21 +79,7 @@ class Monitoring(pulumi.ComponentResource):
             ),
         )
         self.alert_topic_arn = topic.arn
-        aws.sns.TopicPolicy(
-            f"{name}-alerts-policy",
-            arn=topic.arn,
-            policy=topic.arn.apply(
-                lambda arn: json.dumps(alert_topic_policy(args.context, arn, args.names.base))
-            ),
-            opts=pulumi.ResourceOptions.merge(
-                child,
-                pulumi.ResourceOptions(
-                    aliases=[
-                        pulumi.Alias(name=f"{PREVIOUS_TOPIC_NAME}-policy", parent=previous_owner)
-                    ]
-                ),
-            ),
-        )
+        self._topic = topic
         for index, subscription in enumerate(args.settings.alert_subscriptions):
             aws.sns.TopicSubscription(
                 f"{name}-alerts-subscriber-{index}",
@@ -119,8 +109,9 @@ class Monitoring(pulumi.ComponentResource):
         aws.cloudwatch.EventTarget(
             f"{name}-failed-executions-alert", rule=rule.name, arn=topic.arn, opts=child
         )
+        self.alert_sources.rules.append(rule.arn)
         for model, pipeline in sorted(args.pipeline_names.items()):
-            aws.cloudwatch.MetricAlarm(
+            failed = aws.cloudwatch.MetricAlarm(
                 f"{name}-{model}-pipeline-failed",
                 name=f"{pipeline}-failed",
                 alarm_description=f"An execution of {pipeline} failed",
@@ -138,6 +129,7 @@ class Monitoring(pulumi.ComponentResource):
                 alarm_actions=[topic.arn],
                 opts=child,
             )
+            self.alert_sources.alarms.append(failed.arn)
         aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=args.names.base,
@@ -172,7 +164,7 @@ class Monitoring(pulumi.ComponentResource):
             "ok_actions": [topic.arn],
         }
         errors, latency = rollback_alarm_names(endpoint)
-        aws.cloudwatch.MetricAlarm(
+        errors_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-{errors}",
             name=errors,
             alarm_description=f"{endpoint} answers with server errors",
@@ -182,7 +174,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=child,
             **common,
         )
-        aws.cloudwatch.MetricAlarm(
+        latency_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-{latency}",
             name=latency,
             alarm_description=(
@@ -193,4 +185,35 @@ class Monitoring(pulumi.ComponentResource):
             threshold=deployment.latency_p99_ms * MICROSECONDS_PER_MS,  # ModelLatency is in µs
             opts=child,
             **common,
+        )
+        self.alert_sources.alarms += [errors_alarm.arn, latency_alarm.arn]
+
+    def admit_publishers(self, *others: AlertSources) -> None:
+        """The topic policy: exactly this component's and the others' rules, alarms,
+        workspaces and budgets publish. Called once every component that alerts exists."""
+        name, args = self._name, self._args
+        sources = AlertSources()
+        for each in (self.alert_sources, *others):
+            sources.add(each)
+        arns = pulumi.Output.all(
+            topic=self._topic.arn,
+            rules=pulumi.Output.all(*sources.rules),
+            alarms=pulumi.Output.all(*sources.alarms),
+            workspaces=pulumi.Output.all(*sources.workspaces),
+            budgets=pulumi.Output.all(*sources.budgets),
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-alerts-policy",
+            arn=self._topic.arn,
+            policy=arns.apply(lambda v: json.dumps(alert_topic_policy(args.context, **v))),
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(parent=self),
+                pulumi.ResourceOptions(
+                    aliases=[
+                        pulumi.Alias(
+                            name=f"{PREVIOUS_TOPIC_NAME}-policy", parent=args.previous_owner_urn
+                        )
+                    ]
+                ),
+            ),
         )

@@ -14,50 +14,45 @@ DRIFT_METRICS = "aws/sagemaker/Endpoints/data-metrics"
 DASHBOARD_PERIOD_SECONDS = 300
 
 
-def alert_topic_policy(ctx: AwsContext, topic_arn: str, base: str) -> dict[str, Any]:
-    """Who may publish alerts: this stack's EventBridge rules and CloudWatch alarms (named
-    `<base>-*`), and the Prometheus Alertmanager and AWS Budgets of this account."""
+def alert_topic_policy(
+    ctx: AwsContext,
+    topic: str,
+    rules: list[str],
+    alarms: list[str],
+    workspaces: list[str],
+    budgets: list[str],
+) -> dict[str, Any]:
+    """Who may publish alerts: exactly this environment's EventBridge rules, CloudWatch
+    alarms, Prometheus workspaces and budgets, by ARN (aws:SourceArn, which each of these
+    services sends to SNS); a kind with none gets no statement."""
+    publishers = (
+        ("EventBridgeRulesOfThisEnvironment", "events", rules, ["sns:Publish"]),
+        ("CloudWatchAlarmsOfThisEnvironment", "cloudwatch", alarms, ["sns:Publish"]),
+        # Alertmanager reads the topic's attributes before it publishes (AMP User Guide).
+        (
+            "PrometheusAlertmanagerOfThisEnvironment",
+            "aps",
+            workspaces,
+            ["sns:Publish", "sns:GetTopicAttributes"],
+        ),
+        ("BudgetsOfThisEnvironment", "budgets", budgets, ["sns:Publish"]),
+    )
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "EventBridgeRulesOfThisStack",
+                "Sid": sid,
                 "Effect": "Allow",
-                "Principal": {"Service": ctx.service_principal("events")},
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                "Condition": {"ArnLike": {"aws:SourceArn": ctx.arn("events", f"rule/{base}-*")}},
-            },
-            {
-                "Sid": "CloudWatchAlarmsOfThisStack",
-                "Effect": "Allow",
-                "Principal": {"Service": ctx.service_principal("cloudwatch")},
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
+                "Principal": {"Service": ctx.service_principal(service)},
+                "Action": actions if len(actions) > 1 else actions[0],
+                "Resource": topic,
                 "Condition": {
-                    "ArnLike": {"aws:SourceArn": ctx.arn("cloudwatch", f"alarm:{base}-*")}
-                },
-            },
-            {
-                # The Alertmanager of this account's managed Prometheus workspaces.
-                "Sid": "PrometheusAlertmanagerOfThisAccount",
-                "Effect": "Allow",
-                "Principal": {"Service": ctx.service_principal("aps")},
-                "Action": ["sns:Publish", "sns:GetTopicAttributes"],
-                "Resource": topic_arn,
-                "Condition": {
-                    "ArnLike": {"aws:SourceArn": ctx.arn("aps", "workspace/*")},
+                    "ArnEquals": {"aws:SourceArn": sorted(arns)},
                     "StringEquals": {"aws:SourceAccount": ctx.account_id},
                 },
-            },
-            {
-                "Sid": "BudgetsOfThisAccount",
-                "Effect": "Allow",
-                "Principal": {"Service": ctx.service_principal("budgets")},
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
-            },
+            }
+            for sid, service, arns, actions in publishers
+            if arns
         ],
     }
 

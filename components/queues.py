@@ -32,7 +32,7 @@ class DeadLetterArgs:
 
 def dead_letter_queue(
     resource_name: str, args: DeadLetterArgs, opts: pulumi.ResourceOptions
-) -> aws.sqs.Queue:
+) -> tuple[aws.sqs.Queue, aws.cloudwatch.MetricAlarm]:
     """The queue `resource_name` and its depth alarm `<resource_name>-alarm`."""
     fifo = bool(args.queue_name and args.queue_name.endswith(FIFO_SUFFIX))
     queue = aws.sqs.Queue(
@@ -43,7 +43,7 @@ def dead_letter_queue(
         message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
         opts=opts,
     )
-    aws.cloudwatch.MetricAlarm(
+    alarm = aws.cloudwatch.MetricAlarm(
         f"{resource_name}-alarm",
         name=args.alarm_name,
         alarm_description=args.alarm_description,
@@ -60,7 +60,7 @@ def dead_letter_queue(
         ok_actions=[args.alert_topic_arn],
         opts=opts,
     )
-    return queue
+    return queue, alarm
 
 
 def redrive_to(dead_letters: aws.sqs.Queue, max_receives: int) -> pulumi.Output[str]:

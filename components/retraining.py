@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.alert_sources import AlertSources
 from components.aws_context import AwsContext
 from components.lambda_package import (
     RUNTIME,
@@ -93,6 +94,7 @@ class DriftRetraining(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.alert_sources = AlertSources(rules=[rule.arn])
         queue = self._queue(name, args, rule, child)
         access = aws.iam.RolePolicy(
             f"{name}-access",
@@ -143,15 +145,15 @@ class DriftRetraining(pulumi.ComponentResource):
         )
         self.register_outputs({"functionName": function.name, "queueUrl": queue.url})
 
-    @staticmethod
     def _queue(
+        self,
         name: str,
         args: DriftRetrainingArgs,
         rule: aws.cloudwatch.EventRule,
         child: pulumi.ResourceOptions,
     ) -> aws.sqs.Queue:
         purpose = f"{args.model}-retrain"
-        dead_letters = dead_letter_queue(
+        dead_letters, depth = dead_letter_queue(
             f"{name}-dead-letters",
             DeadLetterArgs(
                 queue_name=args.names.queue(f"{purpose}-dlq.fifo"),
@@ -166,6 +168,7 @@ class DriftRetraining(pulumi.ComponentResource):
             ),
             child,
         )
+        self.alert_sources.alarms.append(depth.arn)
         queue = aws.sqs.Queue(
             f"{name}-queue",
             name=args.names.queue(f"{purpose}.fifo"),
@@ -187,11 +190,14 @@ class DriftRetraining(pulumi.ComponentResource):
         )
         return queue
 
-    @staticmethod
     def _errors_alarm(
-        name: str, args: DriftRetrainingArgs, function_name: str, child: pulumi.ResourceOptions
+        self,
+        name: str,
+        args: DriftRetrainingArgs,
+        function_name: str,
+        child: pulumi.ResourceOptions,
     ) -> None:
-        aws.cloudwatch.MetricAlarm(
+        alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-errors",
             name=f"{function_name}-errors",
             alarm_description=(
@@ -210,3 +216,4 @@ class DriftRetraining(pulumi.ComponentResource):
             alarm_actions=[args.alert_topic_arn],
             opts=child,
         )
+        self.alert_sources.alarms.append(alarm.arn)

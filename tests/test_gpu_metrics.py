@@ -6,7 +6,6 @@ topic; nothing of it without a managed cluster."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 
 import yaml
@@ -101,9 +100,8 @@ def test_alertmanager_sends_to_the_alert_topic(recording: StackRecording) -> Non
     policy = json.loads(recording.named("mlops-monitoring-alerts-policy").inputs["policy"])
     aps = next(s for s in policy["Statement"] if s["Principal"] == {"Service": "aps.amazonaws.com"})
     workspace = recording.named("mlops-gpu-metrics-workspace")
-    assert fnmatch.fnmatchcase(
-        workspace.outputs["arn"], aps["Condition"]["ArnLike"]["aws:SourceArn"]
-    )
+    assert aps["Condition"]["ArnEquals"]["aws:SourceArn"] == [workspace.outputs["arn"]]
+    assert set(aps["Action"]) == {"sns:Publish", "sns:GetTopicAttributes"}
 
 
 def test_no_managed_cluster_no_prometheus() -> None:

@@ -52,28 +52,82 @@ def test_prod_pages_on_call(prod: StackRecording) -> None:
     assert protocols == {"email", "https"}
 
 
-def test_only_this_stacks_rules_and_alarms_and_budgets_publish(
-    recording: StackRecording,
-) -> None:
-    statements = _policy(recording)
-    assert set(statements) == {
-        "EventBridgeRulesOfThisStack",
-        "CloudWatchAlarmsOfThisStack",
-        "PrometheusAlertmanagerOfThisAccount",
-        "BudgetsOfThisAccount",
-    }
-    rule = recording.named("mlops-monitoring-failed-executions")
-    rule_pattern = statements["EventBridgeRulesOfThisStack"]["Condition"]["ArnLike"]
-    assert fnmatch.fnmatchcase(rule.outputs["arn"], rule_pattern["aws:SourceArn"])
-    alarm_pattern = statements["CloudWatchAlarmsOfThisStack"]["Condition"]["ArnLike"]
+def _topic_arns(recording: StackRecording) -> set[str]:
+    """The alert topic's ARN as the mock reports it and as AWS forms it from its name."""
+    topic = recording.named("mlops-monitoring-alerts")
     region, account = recording.settings.aws.region, recording.settings.aws.account_id
-    for alarm in recording.of_type(ALARM):
-        assert fnmatch.fnmatchcase(alarm.outputs["arn"], alarm_pattern["aws:SourceArn"])
-    # Another stack's alarm is not let in.
-    other = f"arn:aws:cloudwatch:{region}:{account}:alarm:mlops-other-digits-training-failed"
-    assert not fnmatch.fnmatchcase(other, alarm_pattern["aws:SourceArn"])
-    budgets = statements["BudgetsOfThisAccount"]
-    assert budgets["Condition"] == {"StringEquals": {"aws:SourceAccount": account}}
+    return {topic.outputs["arn"], f"arn:aws:sns:{region}:{account}:{topic.inputs['name']}"}
+
+
+def _publishers(recording: StackRecording) -> dict[str, set[str]]:
+    """What the stack points at the alert topic, found from the resources themselves."""
+    topic = _topic_arns(recording)
+    rules = {
+        target.inputs["rule"]
+        for target in recording.of_type("aws:cloudwatch/eventTarget:EventTarget")
+        if target.inputs["arn"] in topic
+    }
+    actions = ("alarmActions", "okActions", "insufficientDataActions")
+    return {
+        "events": {
+            r.outputs["arn"]
+            for r in recording.of_type("aws:cloudwatch/eventRule:EventRule")
+            if r.inputs["name"] in rules
+        },
+        "cloudwatch": {
+            alarm.outputs["arn"]
+            for alarm in recording.of_type(ALARM)
+            if topic & {a for key in actions for a in alarm.inputs.get(key) or []}
+        },
+        "aps": {
+            recording.named("mlops-gpu-metrics-workspace").outputs["arn"]
+            for _ in recording.of_type("aws:amp/alertManagerDefinition:AlertManagerDefinition")
+        },
+        "budgets": {
+            b.outputs["arn"]
+            for b in recording.of_type("aws:budgets/budget:Budget")
+            if any(
+                topic & set(n.get("subscriberSnsTopicArns") or [])
+                for n in b.inputs.get("notifications") or []
+            )
+        },
+    }
+
+
+def test_exactly_the_stacks_own_publishers_may_publish(recording: StackRecording) -> None:
+    """The topic policy names the exact ARN of every rule, alarm, workspace and budget the
+    stack points at the topic, and nothing else: a prefix like `mlops-dev-*` would also let
+    an on-demand copy's (`mlops-dev-alice-*`) publish."""
+    account = recording.settings.aws.account_id
+    statements = {s["Principal"]["Service"]: s for s in _policy(recording).values()}
+    publishers = _publishers(recording)
+    assert publishers["events"] and publishers["cloudwatch"] and publishers["budgets"]
+    for service, arns in publishers.items():
+        principal = f"{service}.amazonaws.com"
+        if not arns:
+            assert principal not in statements
+            continue
+        condition = statements[principal]["Condition"]
+        assert set(condition["ArnEquals"]["aws:SourceArn"]) == arns, service
+        assert condition["StringEquals"] == {"aws:SourceAccount": account}
+    assert set(statements) == {f"{s}.amazonaws.com" for s, arns in publishers.items() if arns}
+
+
+def test_retraining_and_dead_letter_alarms_are_admitted(prod: StackRecording) -> None:
+    """Publishers created outside Monitoring (retraining, the schedule's dead letters) are
+    in the topic policy too."""
+    admitted = {
+        arn
+        for statement in _policy(prod).values()
+        for arn in statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    }
+    for name in (
+        "mlops-digits-retraining-drift",
+        "mlops-digits-retraining-errors",
+        "mlops-digits-retraining-dead-letters-alarm",
+        "mlops-pipelines-schedule-dlq-alarm",
+    ):
+        assert prod.named(name).outputs["arn"] in admitted, name
 
 
 def test_the_data_key_lets_the_publishers_encrypt(recording: StackRecording) -> None:

@@ -116,7 +116,8 @@ def _port_matches(port: dict[str, Any], to: Destination) -> bool:
         return True
     if not isinstance(number, int):
         return False  # a named port: only the destination pod's spec could say
-    return number <= to.port <= port.get("endPort", number)
+    end = port.get("endPort", number)
+    return bool(number <= to.port <= end)
 
 
 def _rule_matches(egress: dict[str, Any], namespace: str, to: Destination) -> bool:
