@@ -6,22 +6,68 @@ from __future__ import annotations
 from typing import Any
 
 from components.aws_context import AwsContext
+from pipelines.steps.deploy import SCALING_TAG, SERVICE_NAMESPACE
 from pipelines.steps.monitor import ANALYZER_REPOSITORY
 
-# parliament findings accepted for the deploy policy (tests/test_iam_lint.py), and why.
-PARLIAMENT_ACCEPTED = {
-    "RESOURCE_STAR": (
-        "Application Auto Scaling gives a scalable target an ARN (a random id) only when it "
-        "is registered, so the deploy step cannot name it; accepted for its actions only"
-    ),
-}
-ACCEPTED_SERVICE = "application-autoscaling:"
 # SageMaker endpoint variants as Application Auto Scaling names them.
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 
 
+def _scaling_statements(ctx: AwsContext, stack: str) -> list[dict[str, Any]]:
+    """Application Auto Scaling of this environment's endpoint variants only. A scalable
+    target's ARN ends in a random id, so the writes are scoped to scalable-target ARNs and by
+    the environment tag the deploy step puts on each target (Service Authorization
+    Reference, Application Auto Scaling: RegisterScalableTarget takes aws:RequestTag and
+    depends on TagResource; Deregister, PutScalingPolicy and DeleteScalingPolicy act on a
+    ScalableTarget, which carries aws:ResourceTag; all four take
+    application-autoscaling:service-namespace). Only Describe* has no resource scope."""
+    targets = ctx.arn("application-autoscaling", "scalable-target/*")
+    own = {f"aws:ResourceTag/{SCALING_TAG}": stack}
+    sagemaker = {"application-autoscaling:service-namespace": SERVICE_NAMESPACE}
+    return [
+        {
+            "Sid": "RegisterOwnScalableTargets",
+            "Effect": "Allow",
+            "Action": "application-autoscaling:RegisterScalableTarget",
+            "Resource": targets,
+            "Condition": {
+                "StringEquals": {f"aws:RequestTag/{SCALING_TAG}": stack, **sagemaker},
+                # A target that exists already must be this environment's.
+                "StringEqualsIfExists": own,
+            },
+        },
+        {
+            "Sid": "TagOwnScalableTargets",
+            "Effect": "Allow",
+            "Action": "application-autoscaling:TagResource",
+            "Resource": targets,
+            "Condition": {
+                "StringEquals": {f"aws:RequestTag/{SCALING_TAG}": stack},
+                "StringEqualsIfExists": own,
+            },
+        },
+        {
+            "Sid": "ScaleOwnScalableTargets",
+            "Effect": "Allow",
+            "Action": [
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:DeleteScalingPolicy",
+            ],
+            "Resource": targets,
+            "Condition": {"StringEquals": {**own, **sagemaker}},
+        },
+        {
+            "Sid": "DescribeScaling",
+            "Effect": "Allow",
+            "Action": "application-autoscaling:Describe*",
+            "Resource": "*",
+        },
+    ]
+
+
 def deploy_policy(
-    ctx: AwsContext, *, base: str, group_prefix: str, analyzer_registry: str
+    ctx: AwsContext, *, base: str, stack: str, group_prefix: str, analyzer_registry: str
 ) -> dict[str, Any]:
     """Create and update this environment's models, endpoint configs and endpoints (all
     named `<base>-*`) from this environment's approved packages, scale them, and put them
@@ -96,20 +142,7 @@ def deploy_policy(
                 "Action": "cloudwatch:DescribeAlarms",
                 "Resource": ctx.arn("cloudwatch", f"alarm:{base}-*"),
             },
-            {
-                # Scalable targets and policies have no ARN until they exist, and Application
-                # Auto Scaling has no condition key for the service they scale.
-                "Sid": "ScaleEndpointVariants",
-                "Effect": "Allow",
-                "Action": [
-                    "application-autoscaling:RegisterScalableTarget",
-                    "application-autoscaling:DeregisterScalableTarget",
-                    "application-autoscaling:PutScalingPolicy",
-                    "application-autoscaling:DeleteScalingPolicy",
-                    "application-autoscaling:Describe*",
-                ],
-                "Resource": "*",
-            },
+            *_scaling_statements(ctx, stack),
             {
                 "Sid": "AutoscalingServiceLinkedRole",
                 "Effect": "Allow",

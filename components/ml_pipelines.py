@@ -214,6 +214,7 @@ class MlPipelines(pulumi.ComponentResource):
                 deploy_policy(
                     args.context,
                     base=args.names.base,
+                    stack=args.names.stack,
                     group_prefix=args.names.model_package_group(""),
                     analyzer_registry=analyzer_registry(args.context.region),
                 )

@@ -117,6 +117,7 @@ class _Builder(JobSteps):
         flags: dict[str, Any] = {
             "--model-package-arn": self.package,
             "--endpoint-name": self.endpoint,
+            "--environment": context.stack,
             "--execution-role-arn": context.role_arn,
             "--kms-key-arn": context.kms_key_arn,
             "--data-capture-s3-uri": (

@@ -87,6 +87,11 @@ MAX_SERVERLESS_CONCURRENCY = 200
 #: Application Auto Scaling names for a SageMaker variant's instance count.
 SERVICE_NAMESPACE = "sagemaker"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+# The tag every scalable target the step registers carries (value: the stack). Application
+# Auto Scaling names a target by a random id, so the deploy role's policy scopes its writes
+# by this tag (aws:RequestTag on register, aws:ResourceTag after): one environment cannot
+# change another's endpoint scaling, on-demand copies in the same account included.
+SCALING_TAG = "mlops-environment"
 SCALING_POLICY_NAME = "invocations-per-instance"
 SCALING_METRIC = "SageMakerVariantInvocationsPerInstance"
 #: Scale out quickly when load rises, scale in slowly (AWS's default is 300 s for both).
@@ -166,6 +171,8 @@ class DeployRequest:
     serverless_max_concurrency: int | None = None
     poll_seconds: float = 30.0
     timeout_seconds: int = 3600
+    #: The stack the endpoint belongs to: the SCALING_TAG value of its scalable target.
+    environment: str = ""
 
     def __post_init__(self) -> None:
         for name in ("subnet_ids", "security_group_ids", "rollback_alarm_names"):
@@ -487,6 +494,11 @@ def _settle(
 # --- auto scaling ---------------------------------------------------------------------------
 
 
+def _scaling_tags(environment: str) -> dict[str, Any]:
+    """Register's Tags: the environment's tag, when the step knows its environment."""
+    return {"Tags": {SCALING_TAG: environment}} if environment else {}
+
+
 def _target_params(endpoint_name: str) -> dict[str, str]:
     return {
         "ServiceNamespace": SERVICE_NAMESPACE,
@@ -533,6 +545,7 @@ def ensure_autoscaling(
             **_target_params(endpoint_name),
             MinCapacity=request.min_capacity,
             MaxCapacity=request.max_capacity,
+            **_scaling_tags(request.environment),
         )
         changes.append(f"scalable target [{request.min_capacity}, {request.max_capacity}]")
     wanted = scaling_policy_configuration(request)
@@ -613,13 +626,17 @@ _POLICY_CONFIGURATIONS = (
 
 
 def _restore_autoscaling(
-    autoscaling: AutoScalingClient, endpoint_name: str, detached: _DetachedScaling
+    autoscaling: AutoScalingClient,
+    endpoint_name: str,
+    detached: _DetachedScaling,
+    environment: str,
 ) -> None:
     """Puts back what `_prepare_autoscaling_for_update` removed (the old fleet still serves)."""
     autoscaling.register_scalable_target(
         **_target_params(endpoint_name),
         MinCapacity=detached.target["MinCapacity"],
         MaxCapacity=detached.target["MaxCapacity"],
+        **_scaling_tags(environment),
     )
     for policy in detached.policies:
         configuration = {key: policy[key] for key in _POLICY_CONFIGURATIONS if key in policy}
@@ -720,7 +737,9 @@ class _Deployment:
         if detached is None:
             return ""
         try:
-            _restore_autoscaling(self.autoscaling, self.request.endpoint_name, detached)
+            _restore_autoscaling(
+                self.autoscaling, self.request.endpoint_name, detached, self.request.environment
+            )
         except ClientError as error:
             return f"; auto scaling could not be restored: {describe_error(error)}"
         return ""
@@ -863,6 +882,9 @@ def build_parser() -> argparse.ArgumentParser:
         "data_capture_s3_uri",
     ):
         parser.add_argument(flag(name), required=True)
+    parser.add_argument(
+        flag("environment"), default="", help=f"the stack; the {SCALING_TAG} tag of the target"
+    )
     for name in ("subnet_ids", "security_group_ids", "rollback_alarm_names"):
         parser.add_argument(flag(name), type=csv_list, default=())
     for name in (

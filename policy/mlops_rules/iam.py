@@ -23,11 +23,7 @@ UNSCOPABLE_ACTIONS = (
     "ec2:Describe*",
     "ec2:GetInstanceTypesFromInstanceRequirements",
     "autoscaling:Describe*",
-    # Scalable targets get their ARN (a random id) only when registered.
-    "application-autoscaling:RegisterScalableTarget",
-    "application-autoscaling:DeregisterScalableTarget",
-    "application-autoscaling:PutScalingPolicy",
-    "application-autoscaling:DeleteScalingPolicy",
+    # Writes act on scalable-target ARNs (scoped by tag); only the reads take no resource.
     "application-autoscaling:Describe*",
     "sagemaker:Search",
     "sagemaker:List*",

@@ -26,6 +26,7 @@ from botocore.stub import Stubber
 from pipelines.steps import deploy as deploy_step
 from pipelines.steps.aws_calls import bounded_name
 from pipelines.steps.deploy import (
+    SCALING_TAG,
     DeployRequest,
     DeployRequestError,
     deploy,
@@ -82,6 +83,7 @@ def make_request(**overrides: Any) -> DeployRequest:
         "wait_interval_seconds": 300,
         "poll_seconds": 30.0,
         "timeout_seconds": 1800,
+        "environment": "prod",
     }
     settings.update(overrides)
     return DeployRequest(**settings)
@@ -365,7 +367,9 @@ class Stubbed:
 
     def register(self, low: int, high: int) -> None:
         self.aas.add_response(
-            "register_scalable_target", {}, {**TARGET, "MinCapacity": low, "MaxCapacity": high}
+            "register_scalable_target",
+            {},
+            {**TARGET, "MinCapacity": low, "MaxCapacity": high, "Tags": {SCALING_TAG: "prod"}},
         )
 
     def put_policy(self, target_value: float) -> None:
