@@ -109,6 +109,8 @@ class MlopsEnvironment(pulumi.ComponentResource):
         policy_facts = {
             "environment": settings.environment,
             "advisoryRules": list(settings.policy.advisory_rules),
+            "region": settings.aws.region,
+            "accountId": settings.aws.account_id,
         }
         super().__init__("mlops:environment:MlopsEnvironment", name, policy_facts, opts)
         context = AwsContext(account_id=settings.aws.account_id, region=settings.aws.region)

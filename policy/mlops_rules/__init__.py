@@ -9,6 +9,7 @@ recordings, and `policy/pack.py` wraps the same functions into the CrossGuard pa
 from . import (  # noqa: F401
     eks,
     iam,
+    key_use,
     keys_and_logs,
     kubernetes,
     messaging,

@@ -86,6 +86,10 @@ class StackView:
         # Tier of the environment; unknown (no MlopsEnvironment) counts as the strictest.
         self.tier: str = props.get("environment") or "prod"
         self.advisory_rules: frozenset[str] = frozenset(props.get("advisoryRules") or ())
+        # Where the stack runs (None outside an MlopsEnvironment): rules that rebuild the
+        # requests AWS services make need the ARNs they carry.
+        self.region: str | None = props.get("region")
+        self.account_id: str | None = props.get("accountId")
 
     def of_type(self, *types: str) -> list[Resource]:
         return [r for r in self.resources if r.type in types]

@@ -51,6 +51,18 @@ def _without_bucket_key(r: Resource) -> Resource:
     return replace(r, props={**r.props, "rules": [rule]})
 
 
+def _without_statement(sid: str) -> Mutation:
+    """The key policy less one statement."""
+
+    def mutate(r: Resource) -> Resource:
+        document = json.loads(r.props["policy"])
+        kept = [s for s in document["Statement"] if s.get("Sid") != sid]
+        assert len(kept) < len(document["Statement"]), sid
+        return replace(r, props={**r.props, "policy": _policy(*kept)})
+
+    return mutate
+
+
 OPEN_KEY = _policy({"Sid": "Open", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt"})
 ANY_OBJECT = _policy({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
 ANY_ROLE = _policy(
@@ -67,7 +79,7 @@ CORE_RULES = [
     r.policy_name
     for r in RULES
     if r.check.__module__.rsplit(".", 1)[-1]
-    in {"storage", "network", "keys_and_logs", "iam", "platform"}
+    in {"storage", "network", "keys_and_logs", "key_use", "iam", "platform"}
 ]
 
 # (rule, stack, type, mutation, resource name or None for all, offending name, message part)
@@ -119,6 +131,19 @@ BROKEN = [
      "mlops-encryption-logs-key", "mlops-encryption-logs-key", "rotation is off"),
     ("e1-kms-rotation-explicit-policy", "dev", t.KMS_KEY, _set(policy=OPEN_KEY),
      "mlops-encryption-data-key", "mlops-encryption-data-key", "'*' without conditions"),
+    ("e1-key-use", "prod", t.KMS_KEY,
+     _without_statement("EventBridgeDeliversToThisEnvironmentsTopics"),
+     "mlops-encryption-data-key", "mlops-monitoring-alerts",
+     "does not let service:events call kms:GenerateDataKey"),
+    ("e1-key-use", "test", t.KMS_KEY,
+     _without_statement("EventBridgeDeliversToThisEnvironmentsQueues"),
+     "mlops-encryption-data-key", "mlops-digits-retraining-queue", "service:events"),
+    ("e1-key-use", "dev", t.KMS_KEY, _without_statement("CloudWatchLogsOfThisAccount"),
+     "mlops-encryption-logs-key", "mlops-network-flow-logs", "service:logs call kms:Encrypt"),
+    ("e1-key-use", "prod", t.KMS_KEY, _without_statement("SchedulerExecutionRolesDecryptPayloads"),
+     "mlops-encryption-data-key", "mlops-pipelines-digits-schedule", "role:decrypt"),
+    ("e1-key-use", "prod", t.KMS_KEY, _without_statement("PublishToEncryptedTopics"),
+     "mlops-encryption-data-key", "mlops-monitoring-alerts", "service:cloudwatch"),
     ("e7-log-group-kms-retention", "prod", t.LOG_GROUP, _set(retentionInDays=90), None,
      "mlops-network-flow-logs", "prod log retention 90 < 365"),
     ("a4-iam-least-privilege", "test", t.IAM_ROLE_POLICY, _set(policy=ANY_OBJECT), None,
