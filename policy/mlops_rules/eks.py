@@ -1,5 +1,6 @@
-"""EKS rules: N5 (private API endpoint), E4 (secrets envelope encryption), A6 (control-plane
-logs, supported version, no SSH to nodes).
+"""EKS rules: N5 (private API endpoint, and a path to it for the deployer; access entries
+that cannot conflict), E4 (secrets envelope encryption), A6 (control-plane logs, supported
+version, no SSH to nodes).
 
 A value present but None is unknown during a preview and never a violation; an absent value
 takes the provider default (e.g. `endpointPublicAccess` defaults to true).
@@ -94,3 +95,61 @@ def eks_logs_version_no_ssh(view: StackView) -> Iterator[Finding]:
         for template in _templates_of(view, group):
             if template.props.get("keyName"):
                 yield template, f"launch template of node group {group.name} sets an SSH key"
+
+
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
+HTTPS = 443
+
+
+def _admits_api_clients(view: StackView, cluster: Resource) -> bool:
+    """Some 443 ingress rule on the cluster's own security group (EKS creates it; it admits
+    only itself) lets a caller from outside the cluster in."""
+    for ingress in view.dependents(cluster, "securityGroupId", INGRESS_RULE):
+        props = ingress.props
+        ports = (props.get("fromPort"), props.get("toPort"))
+        if None in ports or props.get("ipProtocol") in ("-1", None):
+            return True  # unknown during a preview, or every port
+        if int(ports[0]) <= HTTPS <= int(ports[1]):
+            return True
+    return False
+
+
+@rule(
+    "N5",
+    "eks-api-reachable",
+    "A private EKS API endpoint admits the deployer on 443; one access entry per principal",
+)
+def eks_api_reachable(view: StackView) -> Iterator[Finding]:
+    for cluster in view.of_type(CLUSTER):
+        vpc_config = cluster.props.get("vpcConfig")
+        if not isinstance(vpc_config, dict):
+            continue
+        if vpc_config.get("endpointPublicAccess", True) is False and not _admits_api_clients(
+            view, cluster
+        ):
+            yield (
+                cluster,
+                "private API endpoint and no 443 ingress on the cluster security group: "
+                "nothing outside the cluster (the deployer included) can reach the API",
+            )
+        seen: dict[str, str] = {}
+        for entry in view.dependents(cluster, "clusterName", ACCESS_ENTRY):
+            principal = entry.props.get("principalArn")
+            if not isinstance(principal, str):
+                continue  # unknown during a preview
+            if principal in seen:
+                yield (
+                    entry,
+                    f"a second access entry for {principal} (also {seen[principal]}): EKS "
+                    "refuses it with a 409 conflict",
+                )
+            seen.setdefault(principal, entry.name)
+        access = cluster.props.get("accessConfig") or {}
+        # The provider's default is true.
+        if access.get("bootstrapClusterCreatorAdminPermissions", True) is True:
+            yield (
+                cluster,
+                "bootstrapClusterCreatorAdminPermissions is not off: EKS then creates an access "
+                "entry for the deployer itself, and the stack's own entry for it conflicts",
+            )

@@ -121,3 +121,64 @@ def test_a6_passes_logged_supported_clusters_without_ssh() -> None:
     unrelated = launch_template("bastion", keyName="ops-laptop")
     resources = (cluster(), node_group(template), template, unrelated)
     assert run("a6-eks-logs-version-no-ssh", *resources) == []
+
+
+# --- N5 eks-api-reachable: a private API someone can reach, entries that cannot conflict ---
+
+REACHABLE = "n5-eks-api-reachable"
+OFF = {
+    "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
+}
+
+
+def api_ingress(target: Resource, port: int = 443) -> Resource:
+    return resource(
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        f"api-from-vpn-{port}",
+        {"ipProtocol": "tcp", "fromPort": port, "toPort": port, "cidrIpv4": "10.251.0.0/16"},
+        {"securityGroupId": (target.urn,)},
+    )
+
+
+def access_entry(target: Resource, name: str, principal: str) -> Resource:
+    return resource(
+        "aws:eks/accessEntry:AccessEntry",
+        name,
+        {"clusterName": "training", "principalArn": principal, "type": "STANDARD"},
+        {"clusterName": (target.urn,)},
+    )
+
+
+def test_a_private_api_without_a_path_in_fails() -> None:
+    private = cluster(**OFF)
+    assert [v.message for v in run(REACHABLE, private)] == [
+        "private API endpoint and no 443 ingress on the cluster security group: nothing "
+        "outside the cluster (the deployer included) can reach the API"
+    ]
+    # Another port is no path to the API.
+    assert run(REACHABLE, private, api_ingress(private, port=22))
+    assert run(REACHABLE, private, api_ingress(private)) == []
+
+
+def test_two_entries_for_one_principal_fail() -> None:
+    private = cluster(**OFF)
+    role = "arn:aws:iam::111122223333:role/deployer"
+    found = run(
+        REACHABLE,
+        private,
+        api_ingress(private),
+        access_entry(private, "deployer", role),
+        access_entry(private, "admins", role),
+    )
+    assert [v.urn.rsplit("::", 1)[-1] for v in found if v.urn] == ["admins"]
+    assert "409 conflict" in found[0].message
+
+
+def test_the_creator_bootstrap_entry_is_refused() -> None:
+    # The provider's default bootstraps the creator's entry: it collides with an explicit one.
+    private = cluster()
+    found = [v.message for v in run(REACHABLE, private, api_ingress(private))]
+    assert found == [
+        "bootstrapClusterCreatorAdminPermissions is not off: EKS then creates an access entry "
+        "for the deployer itself, and the stack's own entry for it conflicts"
+    ]
