@@ -129,11 +129,14 @@ def test_resource_counts_differ_by_environment() -> None:
 
 
 def test_policy_facts_on_the_environment_component(recording: StackRecording) -> None:
-    # The policy pack reads the tier and dev's relaxed rules from these.
+    # The policy pack reads the tier, dev's relaxed rules, and where the stack runs (rules
+    # that rebuild AWS's requests need its ARNs) from these.
     root = recording.named("mlops")
     assert root.inputs == {
         "environment": recording.settings.environment,
         "advisoryRules": recording.settings.policy.advisory_rules,
+        "region": recording.settings.aws.region,
+        "accountId": recording.settings.aws.account_id,
     }
 
 
