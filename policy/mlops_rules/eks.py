@@ -107,10 +107,10 @@ def _admits_api_clients(view: StackView, cluster: Resource) -> bool:
     only itself) lets a caller from outside the cluster in."""
     for ingress in view.dependents(cluster, "securityGroupId", INGRESS_RULE):
         props = ingress.props
-        ports = (props.get("fromPort"), props.get("toPort"))
-        if None in ports or props.get("ipProtocol") in ("-1", None):
+        low, high = props.get("fromPort"), props.get("toPort")
+        if low is None or high is None or props.get("ipProtocol") in ("-1", None):
             return True  # unknown during a preview, or every port
-        if int(ports[0]) <= HTTPS <= int(ports[1]):
+        if int(low) <= HTTPS <= int(high):
             return True
     return False
 
