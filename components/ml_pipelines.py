@@ -142,6 +142,7 @@ class MlPipelines(pulumi.ComponentResource):
                         repository_arn=values[1],
                         group_prefix=args.names.model_package_group(""),
                         tracking_server_arn=values[2],
+                        pending_only=args.settings.environment != "dev",
                     )
                 )
             ),
@@ -329,8 +330,9 @@ class MlPipelines(pulumi.ComponentResource):
             "role_arn": role.arn,
             "retry_policy": SCHEDULE_RETRY,
             "dead_letter_config": {"arn": queue.arn},
-            "sagemaker_pipeline_parameters": {"pipeline_parameters": parameters},
         }
+        if parameters:
+            target["sagemaker_pipeline_parameters"] = {"pipeline_parameters": parameters}
         aws.scheduler.Schedule(
             f"{self._name}-{model}-schedule",
             name=f"{args.names.base}-{model}-training",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.aws_context import AwsContext
+from pipelines.training import PENDING
 
 # SageMaker names a pipeline's jobs `pipelines-<execution id>-<step>-<suffix>`.
 PIPELINE_JOBS = ("processing-job/pipelines-*", "training-job/pipelines-*")
@@ -51,6 +52,19 @@ PARLIAMENT_ACCEPTED = {
 ACCEPTED_SERVICE = "sagemaker-mlflow:"
 
 
+def _deny_registering_approved(groups: list[str]) -> dict[str, Any]:
+    """Whatever else allows it: no version registered in another status than pending
+    (CreateModelPackage takes sagemaker:ModelApprovalStatus, Service Authorization
+    Reference). A missing status is denied too; the Register step always states it."""
+    return {
+        "Sid": "RegisterOnlyPendingVersions",
+        "Effect": "Deny",
+        "Action": "sagemaker:CreateModelPackage",
+        "Resource": groups,
+        "Condition": {"StringNotEquals": {"sagemaker:ModelApprovalStatus": PENDING}},
+    }
+
+
 def execution_policy(
     ctx: AwsContext,
     *,
@@ -60,11 +74,18 @@ def execution_policy(
     repository_arn: str,
     group_prefix: str,
     tracking_server_arn: str,
+    pending_only: bool,
 ) -> dict[str, Any]:
-    """What the pipeline and the jobs it starts (running as the same role) may do."""
+    """What the pipeline and the jobs it starts (running as the same role) may do. With
+    `pending_only` (outside dev) it may register versions only as PendingManualApproval."""
+    groups = [
+        ctx.arn("sagemaker", f"model-package-group/{group_prefix}*"),
+        ctx.arn("sagemaker", f"model-package/{group_prefix}*"),
+    ]
     return {
         "Version": "2012-10-17",
         "Statement": [
+            *([_deny_registering_approved(groups)] if pending_only else []),
             {
                 "Sid": "RunPipelineJobs",
                 "Effect": "Allow",
@@ -88,10 +109,7 @@ def execution_policy(
                     "sagemaker:DescribeModelPackage",
                     "sagemaker:DescribeModelPackageGroup",
                 ],
-                "Resource": [
-                    ctx.arn("sagemaker", f"model-package-group/{group_prefix}*"),
-                    ctx.arn("sagemaker", f"model-package/{group_prefix}*"),
-                ],
+                "Resource": groups,
             },
             {
                 # Preprocess writes features into this stack's feature groups.

@@ -87,6 +87,8 @@ class PipelineContext:
     pipeline_name: str
     # The feature group Preprocess ingests into (the model's spec in pipelines/features.py).
     feature_group_name: str
+    # The tier (dev, test, prod): outside dev a run cannot change the gate or the approval.
+    environment: str
     # The URL of the queue of cluster-backed Train steps (CLUSTER_TRAINING_QUEUE): known from
     # the names alone. Only models with `training.backend: cluster` use it.
     callback_queue_url: str = ""
@@ -158,5 +160,6 @@ def context_for_stack(
         code_uri=f"s3://{names.bucket(MODELS_BUCKET)}/code/{placeholder('code_hash')}/",
         pipeline_name=f"{names.base}-{model}-training",
         feature_group_name=names.feature_group(model),
+        environment=settings.environment,
         callback_queue_url=names.queue_url(CLUSTER_TRAINING_QUEUE),
     )

@@ -64,7 +64,8 @@ QUALITY_GATE = "QualityGate"
 REGISTER = "Register"
 FAIL = "Fail"
 
-# The pipeline's Parameters: what a run (a schedule, a person) may set.
+# The pipeline's Parameters: what a run (a schedule, a person) may set; run_parameters says
+# which a given pipeline has.
 PARAMETERS = (
     "InputDataUri",
     "TrainingInstanceType",
@@ -72,6 +73,10 @@ PARAMETERS = (
     "QualityThreshold",
     "ModelApprovalStatus",
 )
+# Only dev lets a run lower the gate or register an Approved version: elsewhere anyone
+# allowed to start an execution could otherwise put a model below the bar into approval.
+DEV_ONLY_PARAMETERS = ("QualityThreshold", "ModelApprovalStatus")
+PENDING = "PendingManualApproval"
 
 EVALUATION_OUTPUT = "evaluation"
 EVALUATION_REPORT = "EvaluationReport"  # the PropertyFile the gate reads
@@ -87,7 +92,21 @@ TRAINING_CODE_ROOT = "/opt/ml/input/data"
 
 def approval_status(model: ModelSettings) -> str:
     """The ModelApprovalStatus a new version gets by default."""
-    return "Approved" if model.auto_approve else "PendingManualApproval"
+    return "Approved" if model.auto_approve else PENDING
+
+
+def run_parameters(model: ModelSettings, environment: str) -> tuple[str, ...]:
+    """The Parameters the model's training pipeline has in an environment of this tier.
+    The instance type only where a SageMaker job runs (the cluster picks nodes by GPU); the
+    instance count only on the cluster, whose multi-node jobs are PyTorchJobs (train.py
+    trains on one SageMaker instance); the gate's threshold and the approval status only in
+    dev."""
+    names = [PARAMETERS[0]]
+    cluster = model.training.backend == "cluster"
+    names.append(PARAMETERS[2] if cluster else PARAMETERS[1])
+    if environment == "dev":
+        names += DEV_ONLY_PARAMETERS
+    return tuple(names)
 
 
 def get_pipeline(context: PipelineContext, model: ModelSettings) -> Pipeline:
@@ -172,10 +191,19 @@ class _Builder(JobSteps):
         self.instance_count = ParameterInteger(
             name=PARAMETERS[2], default_value=model.training.instance_count
         )
-        self.threshold = ParameterFloat(
-            name=PARAMETERS[3], default_value=model.quality_gate.threshold
+        self.parameter_names = run_parameters(model, context.environment)
+        dev = context.environment == "dev"
+        # Outside dev: the settings' values, fixed in the definition.
+        self.threshold: Any = (
+            ParameterFloat(name=PARAMETERS[3], default_value=model.quality_gate.threshold)
+            if dev
+            else model.quality_gate.threshold
         )
-        self.approval = ParameterString(name=PARAMETERS[4], default_value=approval_status(model))
+        self.approval: Any = (
+            ParameterString(name=PARAMETERS[4], default_value=approval_status(model))
+            if dev
+            else PENDING
+        )
 
         self.environment = {
             "MLFLOW_TRACKING_URI": context.mlflow_tracking_uri,
@@ -204,13 +232,15 @@ class _Builder(JobSteps):
         return Pipeline(
             name=self.context.pipeline_name,
             parameters=[
-                self.input_data,
-                # The cluster picks nodes by GPU (training.cluster), not by instance type: a
-                # knob that changed nothing would mislead whoever turns it.
-                *([self.instance_type] if self.model.training.backend == "sagemaker" else []),
-                self.instance_count,
-                self.threshold,
-                self.approval,
+                parameter
+                for parameter in (
+                    self.input_data,
+                    self.instance_type,
+                    self.instance_count,
+                    self.threshold,
+                    self.approval,
+                )
+                if getattr(parameter, "name", None) in self.parameter_names
             ],
             steps=[preprocess, train, evaluate, gate],
             sagemaker_session=self.session,
@@ -273,7 +303,8 @@ class _Builder(JobSteps):
             base_job_name=f"{context.model_name}-train",
             compute=Compute(
                 instance_type=self.instance_type,
-                instance_count=self.instance_count,
+                # train.py trains on one instance (settings refuse more): not a Parameter.
+                instance_count=training.instance_count,
                 volume_size_in_gb=training.volume_size_gb,
                 # Decided on the instance type's default: a run that overrides it across the
                 # NVMe line gets a volume key that SageMaker rejects, or none.

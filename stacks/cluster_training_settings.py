@@ -29,8 +29,6 @@ Accelerator = Annotated[
     str, matching("|".join(sorted(set(GPU_ACCELERATORS.values()))), "nvidia-a10g (a GPU label)")
 ]
 MAX_GPUS_PER_NODE = 8
-# The training pipeline's instance-type Parameter, which cluster-backed pipelines do not have.
-INSTANCE_TYPE_PARAMETER = "TrainingInstanceType"
 
 
 class ClusterTrainingSettings(StrictModel):
@@ -83,15 +81,6 @@ def cluster_training_problems(settings: Settings) -> list[tuple[str, str]]:
             )
         if cluster.mode == "managed":
             problems.extend(_fits_some_pool(key, job, cluster))
-        scheduled = model.schedule.parameters if model.schedule is not None else {}
-        if INSTANCE_TYPE_PARAMETER in scheduled:
-            problems.append(
-                (
-                    f"models.{model_name}.schedule.parameters.{INSTANCE_TYPE_PARAMETER}",
-                    "a cluster-backed pipeline has no such parameter (set "
-                    f"{key}.cluster.accelerator to choose the GPU)",
-                )
-            )
         if training.instance_count > 1 and not cluster.training_operator:
             problems.append(
                 (

@@ -268,6 +268,29 @@ class TrainingSettings(StrictModel):
             raise InvalidKeys([("cluster", "is required when backend is 'cluster' (the team)")])
         if self.backend == "sagemaker" and self.cluster is not None:
             raise InvalidKeys([("cluster", "is only used when backend is 'cluster'")])
+        if self.backend == "sagemaker" and self.instance_count != 1:
+            raise InvalidKeys(
+                [
+                    (
+                        "instance_count",
+                        f"is {self.instance_count}, but train.py trains on one instance (XGBoost "
+                        "without a distributed setup): more would train the same model "
+                        "several times; use a larger instance_type",
+                    )
+                ]
+            )
+        if self.use_spot and self.keep_alive_seconds:
+            # SageMaker DG, "Warm pools": warm pools are not supported with managed spot.
+            raise InvalidKeys(
+                [
+                    (
+                        "keep_alive_seconds",
+                        f"a warm pool ({self.keep_alive_seconds} s) cannot be combined with "
+                        "managed spot (use_spot: true): SageMaker does not support warm pools "
+                        "for spot training; set one of them off",
+                    )
+                ]
+            )
         if self.max_wait_seconds is not None and self.max_wait_seconds <= self.max_runtime_seconds:
             raise InvalidKeys(
                 [
@@ -485,13 +508,15 @@ class Settings(StrictModel):
                 )
         for name, model in self.models.items():
             problems.extend(_deployment_floors(self.environment, name, model))
-            if self.environment == "prod" and model.auto_approve:
+            if self.environment != "dev" and model.auto_approve:
                 problems.append(
                     (
                         f"models.{name}.auto_approve",
-                        "prod never auto-approves: a person approves each model version",
+                        f"{self.environment} never auto-approves: a person approves each "
+                        "model version (only dev may)",
                     )
                 )
+            problems.extend(_schedule_parameters(self.environment, name, model))
         if self.environment != "dev" and self.policy.advisory_rules:
             problems.append(
                 (
@@ -530,6 +555,32 @@ class Settings(StrictModel):
         if problems:
             raise InvalidKeys(problems)
         return self
+
+
+def _schedule_parameters(
+    environment: str, name: str, model: ModelSettings
+) -> list[tuple[str, str]]:
+    """A schedule sets only Parameters the model's pipeline has in this tier."""
+    from pipelines.training import run_parameters
+
+    if model.schedule is None:
+        return []
+    known = run_parameters(model, environment)
+    training = f"models.{name}.training"
+    hints = {
+        "TrainingInstanceType": f"a cluster-backed pipeline has no such parameter (set "
+        f"{training}.cluster.accelerator to choose the GPU)",
+        "TrainingInstanceCount": f"train.py trains on one SageMaker instance (set "
+        f"{training}.instance_type for a larger one)",
+        "QualityThreshold": f"outside dev the gate is fixed in the definition (set "
+        f"models.{name}.quality_gate.threshold)",
+        "ModelApprovalStatus": "outside dev every version waits for a person's approval",
+    }
+    return [
+        (f"models.{name}.schedule.parameters.{parameter}", hints[parameter])
+        for parameter in sorted(set(model.schedule.parameters) - set(known))
+        if parameter in hints
+    ]
 
 
 def _deployer_problems(settings: Settings) -> list[tuple[str, str]]:

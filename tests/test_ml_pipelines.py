@@ -113,9 +113,8 @@ def test_schedules_follow_settings(dev: StackRecording, prod: StackRecording) ->
     assert weekly.inputs["flexibleTimeWindow"] == {"mode": "FLEXIBLE", "maximumWindowInMinutes": 60}
     target = weekly.inputs["target"]
     assert target["arn"] == prod.outputs[outputs.PIPELINE_ARNS]["digits"]
-    assert target["sagemakerPipelineParameters"] == {
-        "pipelineParameters": [{"name": "QualityThreshold", "value": "0.96"}]
-    }
+    # Outside dev the gate is fixed in the definition: the schedule sets no threshold.
+    assert "sagemakerPipelineParameters" not in target
     queue = prod.named("mlops-pipelines-schedule-dlq")
     assert target["deadLetterConfig"] == {"arn": queue.outputs["arn"]}
     assert queue.inputs["kmsMasterKeyId"] == prod.outputs[outputs.DATA_KEY_ARN]
@@ -176,3 +175,26 @@ def test_definitions_are_reused_until_an_input_changes(tmp_path: Path) -> None:
     # Same inputs, another pipeline (the deployment one): its own entry.
     assert cached_definition(context, faster, "code-2", another_pipeline, tmp_path) == "{}"
     assert builds[-1] == "other"
+
+
+def test_a_schedule_passes_its_parameters() -> None:
+    config = stack_config("test")
+    uri = "s3://mlops-test-datasets-222222222222-eu-west-1/digits/snapshot-2026-12/"
+    config["mlops-platform:models"]["digits"]["schedule"]["parameters"] = {"InputDataUri": uri}
+    (schedule,) = evaluate_config("test", config).of_type(SCHEDULE)
+    assert schedule.inputs["target"]["sagemakerPipelineParameters"] == {
+        "pipelineParameters": [{"name": "InputDataUri", "value": uri}]
+    }
+
+
+def test_outside_dev_a_schedule_cannot_set_the_gate() -> None:
+    from stacks.loader import SettingsError, settings_from_config
+
+    config = stack_config("prod")
+    config["mlops-platform:models"]["digits"]["schedule"]["parameters"] = {"QualityThreshold": 0.5}
+    with pytest.raises(SettingsError) as caught:
+        settings_from_config(config, source="stacks/Pulumi.prod.yaml")
+    assert (
+        "mlops-platform:models.digits.schedule.parameters.QualityThreshold: outside dev the gate "
+        "is fixed in the definition (set models.digits.quality_gate.threshold)"
+    ) in str(caught.value)

@@ -631,6 +631,27 @@ BAD_INPUTS: list[tuple[str, str, Mutation, str, tuple[str, ...]]] = [
         ("must look like arn:aws:iam::<id>:role/name",),
     ),
     (
+        "warm-pool-with-spot",
+        "test",
+        put(P + "models", "digits", "training", "keep_alive_seconds", value=600),
+        P + "models.digits.training.keep_alive_seconds",
+        ("cannot be combined with managed spot (use_spot: true)", "set one of them off"),
+    ),
+    (
+        "several-instances-for-single-node-training",
+        "prod",
+        put(P + "models", "digits", "training", "instance_count", value=2),
+        P + "models.digits.training.instance_count",
+        ("train.py trains on one instance", "use a larger instance_type"),
+    ),
+    (
+        "auto-approve-outside-dev",
+        "test",
+        put(P + "models", "digits", "auto_approve", value=True),
+        P + "models.digits.auto_approve",
+        ("test never auto-approves", "only dev may"),
+    ),
+    (
         "network-json-text-that-is-not-json",
         "test",
         put(P + "network", value="{cidr: 10.0.0.0/16"),

@@ -7,6 +7,7 @@ recordings, and `policy/pack.py` wraps the same functions into the CrossGuard pa
 
 # Importing a rule module registers its rules.
 from . import (  # noqa: F401
+    approval,
     eks,
     iam,
     key_use,

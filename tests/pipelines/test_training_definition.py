@@ -259,9 +259,9 @@ def test_dependencies(definition: dict[str, Any]) -> None:
 
 
 def test_parameters_default_to_the_settings(
-    definition: dict[str, Any], context: PipelineContext, model: ModelSettings
+    definition: dict[str, Any], context: PipelineContext, model: ModelSettings, env: str
 ) -> None:
-    assert definition["Parameters"] == [
+    expected = [
         {
             "Name": "InputDataUri",
             "Type": "String",
@@ -272,22 +272,21 @@ def test_parameters_default_to_the_settings(
             "Type": "String",
             "DefaultValue": model.training.instance_type,
         },
-        {
-            "Name": "TrainingInstanceCount",
-            "Type": "Integer",
-            "DefaultValue": model.training.instance_count,
-        },
-        {
-            "Name": "QualityThreshold",
-            "Type": "Float",
-            "DefaultValue": model.quality_gate.threshold,
-        },
-        {
-            "Name": "ModelApprovalStatus",
-            "Type": "String",
-            "DefaultValue": approval_status(model),
-        },
     ]
+    if env == "dev":
+        expected += [
+            {
+                "Name": "QualityThreshold",
+                "Type": "Float",
+                "DefaultValue": model.quality_gate.threshold,
+            },
+            {
+                "Name": "ModelApprovalStatus",
+                "Type": "String",
+                "DefaultValue": approval_status(model),
+            },
+        ]
+    assert definition["Parameters"] == expected
 
 
 @pytest.mark.parametrize(
@@ -295,28 +294,38 @@ def test_parameters_default_to_the_settings(
     [
         ("dev", "Approved", 0.9),
         ("test", "PendingManualApproval", 0.93),
-        ("prod", "PendingManualApproval", 0.95),
+        ("prod", "PendingManualApproval", 0.96),
     ],
 )
-def test_per_environment_defaults(
+def test_outside_dev_the_gate_and_the_approval_are_fixed(
     build: dict[str, Any], stack: str, status: str, threshold: float
 ) -> None:
-    defaults = {
-        p["Name"]: p["DefaultValue"] for p in json.loads(build["definitions"][stack])["Parameters"]
-    }
-    assert defaults["ModelApprovalStatus"] == status
-    assert defaults["QualityThreshold"] == threshold
+    """Anyone who may start an execution sets its Parameters: outside dev neither the gate's
+    threshold nor the approval status is one."""
+    definition = json.loads(build["definitions"][stack])
+    steps = steps_of(definition)
+    defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    (condition,) = steps[QUALITY_GATE]["Arguments"]["Conditions"]
+    register = steps[REGISTER]["Arguments"]
+    if stack == "dev":
+        assert defaults["ModelApprovalStatus"] == status
+        assert defaults["QualityThreshold"] == threshold
+        assert condition["RightValue"] == {"Get": "Parameters.QualityThreshold"}
+        assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    else:
+        assert not {"ModelApprovalStatus", "QualityThreshold"} & set(defaults)
+        assert condition["RightValue"] == threshold
+        assert register["ModelApprovalStatus"] == status
 
 
-def test_parameters_are_used(definition: dict[str, Any]) -> None:
+def test_parameters_are_used(definition: dict[str, Any], model: ModelSettings) -> None:
     train = steps_of(definition)[TRAIN]["Arguments"]
     preprocess = steps_of(definition)[PREPROCESS]["Arguments"]
-    register = steps_of(definition)[REGISTER]["Arguments"]
     assert train["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
-    assert train["ResourceConfig"]["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
+    # train.py trains on one instance: the count is fixed, not a Parameter.
+    assert train["ResourceConfig"]["InstanceCount"] == model.training.instance_count == 1
     raw = next(i for i in preprocess["ProcessingInputs"] if i["InputName"] == "raw")
     assert raw["S3Input"]["S3Uri"] == {"Get": "Parameters.InputDataUri"}
-    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
 
 
 # -- job settings ----------------------------------------------------------------------------
@@ -377,14 +386,11 @@ def test_prod_trains_on_demand(build: dict[str, Any]) -> None:
     assert "CheckpointConfig" not in train
 
 
-@pytest.mark.parametrize(("stack", "keep_alive"), [("dev", 1800), ("test", None), ("prod", None)])
-def test_warm_pool_only_where_configured(
-    build: dict[str, Any], stack: str, keep_alive: int | None
-) -> None:
-    resources = steps_of(json.loads(build["definitions"][stack]))[TRAIN]["Arguments"][
-        "ResourceConfig"
-    ]
-    assert resources.get("KeepAlivePeriodInSeconds") == keep_alive
+def test_no_spot_job_asks_for_a_warm_pool(definition: dict[str, Any]) -> None:
+    # SageMaker keeps no warm pool for managed spot; settings refuse the combination.
+    train = steps_of(definition)[TRAIN]["Arguments"]
+    if train.get("EnableManagedSpotTraining"):
+        assert "KeepAlivePeriodInSeconds" not in train["ResourceConfig"]
 
 
 def test_jobs_run_in_the_vpc_with_kms(
@@ -512,7 +518,7 @@ def test_step_paths_match_the_step_code(definition: dict[str, Any]) -> None:
 # -- gate and registration -------------------------------------------------------------------
 
 
-def test_quality_gate(definition: dict[str, Any], model: ModelSettings) -> None:
+def test_quality_gate(definition: dict[str, Any], model: ModelSettings, env: str) -> None:
     steps = steps_of(definition)
     assert steps[EVALUATE]["PropertyFiles"] == [
         {
@@ -527,7 +533,9 @@ def test_quality_gate(definition: dict[str, Any], model: ModelSettings) -> None:
             "Path": f"multiclass_classification_metrics.{model.quality_gate.metric}.value",
         }
     }
-    threshold = {"Get": "Parameters.QualityThreshold"}
+    threshold: Any = (
+        {"Get": "Parameters.QualityThreshold"} if env == "dev" else model.quality_gate.threshold
+    )
     assert steps[QUALITY_GATE]["Arguments"]["Conditions"] == [
         {"Type": "GreaterThanOrEqualTo", "LeftValue": metric, "RightValue": threshold}
     ]

@@ -63,6 +63,15 @@ def _without_statement(sid: str) -> Mutation:
     return mutate
 
 
+def _with_gate_parameter(r: Resource) -> Resource:
+    """A training pipeline whose runs may set the gate's threshold."""
+    definition = json.loads(r.props["pipelineDefinition"])
+    definition["Parameters"].append(
+        {"Name": "QualityThreshold", "Type": "Float", "DefaultValue": 0.9}
+    )
+    return replace(r, props={**r.props, "pipelineDefinition": json.dumps(definition)})
+
+
 OPEN_KEY = _policy({"Sid": "Open", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt"})
 ANY_OBJECT = _policy({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
 ANY_ROLE = _policy(
@@ -79,7 +88,7 @@ CORE_RULES = [
     r.policy_name
     for r in RULES
     if r.check.__module__.rsplit(".", 1)[-1]
-    in {"storage", "network", "keys_and_logs", "key_use", "iam", "platform"}
+    in {"storage", "network", "keys_and_logs", "key_use", "iam", "platform", "approval"}
 ]
 
 # (rule, stack, type, mutation, resource name or None for all, offending name, message part)
@@ -144,6 +153,11 @@ BROKEN = [
      "mlops-encryption-data-key", "mlops-pipelines-digits-schedule", "role:decrypt"),
     ("e1-key-use", "prod", t.KMS_KEY, _without_statement("PublishToEncryptedTopics"),
      "mlops-encryption-data-key", "mlops-monitoring-alerts", "service:cloudwatch"),
+    ("a5-registration-pending", "prod", t.IAM_ROLE_POLICY,
+     _without_statement("RegisterOnlyPendingVersions"), "mlops-pipelines-execution-access",
+     "mlops-pipelines-execution-access", "may sagemaker:CreateModelPackage as Approved"),
+    ("a5-registration-pending", "test", "aws:sagemaker/pipeline:Pipeline", _with_gate_parameter,
+     "mlops-pipelines-digits", "mlops-pipelines-digits", "Parameter QualityThreshold"),
     ("e7-log-group-kms-retention", "prod", t.LOG_GROUP, _set(retentionInDays=90), None,
      "mlops-network-flow-logs", "prod log retention 90 < 365"),
     ("a4-iam-least-privilege", "test", t.IAM_ROLE_POLICY, _set(policy=ANY_OBJECT), None,
