@@ -13,6 +13,57 @@ from pipelines.steps.monitor import ANALYZER_REPOSITORY
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 
 
+# What Application Auto Scaling checks on the caller of its APIs when the target is a
+# SageMaker variant: the caller must itself hold these (Application Auto Scaling User Guide,
+# "Identity-based policy examples", "Permissions required for API actions on target
+# services and CloudWatch"; the service-linked role's AWSApplicationAutoscalingSageMaker-
+# EndpointPolicy holds the same set). Target-tracking alarms are named `TargetTracking-<id>`.
+# Deregister's entry is unconfirmed: granted because deregistering deletes the alarms.
+ON_BEHALF_OF_THE_CALLER = {
+    "application-autoscaling:RegisterScalableTarget": (
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:UpdateEndpointWeightsAndCapacities",
+    ),
+    "application-autoscaling:PutScalingPolicy": (
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DeleteAlarms",
+    ),
+    "application-autoscaling:DeleteScalingPolicy": (
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:DeleteAlarms",
+    ),
+    "application-autoscaling:DeregisterScalableTarget": (
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:DeleteAlarms",
+    ),
+}
+
+
+def _on_behalf_statements(ctx: AwsContext, base: str) -> list[dict[str, Any]]:
+    """The ON_BEHALF_OF_THE_CALLER actions, on this environment's endpoints and their
+    target-tracking alarms (`TargetTracking-endpoint/<endpoint>/variant/...`)."""
+    return [
+        {
+            "Sid": "ScaleThisEnvironmentsVariants",
+            "Effect": "Allow",
+            "Action": "sagemaker:UpdateEndpointWeightsAndCapacities",
+            "Resource": ctx.arn("sagemaker", f"endpoint/{base}-*"),
+        },
+        {
+            "Sid": "TargetTrackingAlarmsOfThisEnvironment",
+            "Effect": "Allow",
+            "Action": [
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms",
+            ],
+            "Resource": ctx.arn("cloudwatch", f"alarm:TargetTracking-endpoint/{base}-*"),
+        },
+    ]
+
+
 def _scaling_statements(ctx: AwsContext, stack: str) -> list[dict[str, Any]]:
     """Application Auto Scaling of this environment's endpoint variants only. A scalable
     target's ARN ends in a random id, so the writes are scoped to scalable-target ARNs and by
@@ -143,6 +194,7 @@ def deploy_policy(
                 "Resource": ctx.arn("cloudwatch", f"alarm:{base}-*"),
             },
             *_scaling_statements(ctx, stack),
+            *_on_behalf_statements(ctx, base),
             {
                 "Sid": "AutoscalingServiceLinkedRole",
                 "Effect": "Allow",

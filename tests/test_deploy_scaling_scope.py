@@ -89,3 +89,21 @@ def test_the_deploy_step_tags_with_the_stack_the_policy_expects(deployed: StackR
     (deploy,) = [s for s in steps if s["Name"] == DEPLOY]
     arguments = deploy["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert arguments[arguments.index("--environment") + 1] == deployed.stack
+
+
+def test_target_tracking_alarms_of_its_endpoints_only(deployed: StackRecording) -> None:
+    """Application Auto Scaling creates the policy's alarms with the caller's permissions,
+    named after the scalable target."""
+    statements, stack = _statements(deployed), deployed.stack
+    account = deployed.settings.aws.account_id
+
+    def alarm(endpoint: str) -> str:
+        name = f"TargetTracking-endpoint/{endpoint}/variant/AllTraffic-AlarmHigh-0a1b"
+        return f"arn:aws:cloudwatch:eu-west-1:{account}:alarm:{name}"
+
+    for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"):
+        assert allows(statements, Request(action, alarm(f"mlops-{stack}-digits")))
+        assert not allows(statements, Request(action, alarm("mlops-other-digits")))
+    endpoint = f"arn:aws:sagemaker:eu-west-1:{account}:endpoint/mlops-{stack}-digits"
+    update = Request("sagemaker:UpdateEndpointWeightsAndCapacities", endpoint)
+    assert allows(statements, update)

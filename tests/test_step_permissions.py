@@ -1,6 +1,7 @@
 """Every AWS call the deploy and monitor steps make (their client Protocols) is granted to
-the execution role that runs them: a call added to a step without its permission fails here,
-not in the first real deployment."""
+the execution role that runs them, and so is every action AWS checks on the caller on its
+behalf (Application Auto Scaling's table in components/deployment_policies.py): a call added
+to a step without its permission fails here, not in the first real deployment."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import botocore.session
 import pytest
 
+from components.deployment_policies import ON_BEHALF_OF_THE_CALLER
 from pipelines.steps import deploy, monitor
 from stacks.offline import StackRecording
 
@@ -74,6 +76,21 @@ def test_every_step_call_is_granted(prod: StackRecording, protocol: type, servic
     statements = _allowed(prod)
     missing = sorted(a for a in _actions(protocol, service) if not _granted(a, statements))
     assert missing == [], f"{protocol.__module__}.{protocol.__qualname__}"
+
+
+def test_what_auto_scaling_checks_on_the_caller_is_granted(prod: StackRecording) -> None:
+    statements = _allowed(prod)
+    called = _actions(deploy.AutoScalingClient, "application-autoscaling")
+    # Every write the step calls is in the table (a new one needs its row).
+    writes = {a for a in called if not a.split(":")[1].startswith("Describe")}
+    assert writes == set(ON_BEHALF_OF_THE_CALLER)
+    missing = sorted(
+        (call, action)
+        for call in writes
+        for action in ON_BEHALF_OF_THE_CALLER[call]
+        if not _granted(action, statements)
+    )
+    assert missing == []
 
 
 def test_the_monitor_steps_s3_calls_are_granted(prod: StackRecording) -> None:
