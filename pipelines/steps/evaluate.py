@@ -17,8 +17,6 @@ import json
 import logging
 import os
 import sys
-import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,8 +33,9 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
 )
 
 from pipelines.data import LABEL, read_csv_dir
+from pipelines.inference.scoring import load_booster
 from pipelines.steps.tracking import step_run
-from pipelines.steps.train import MODEL_FILE, to_dmatrix
+from pipelines.steps.train import to_dmatrix
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +46,6 @@ NO_DEVIATION = "NaN"
 #: The file the pipeline's property file and the registry's ModelQuality point at.
 REPORT_FILE = "evaluation.json"
 #: The archive a SageMaker training job makes of its model directory.
-MODEL_ARCHIVE = "model.tar.gz"
 
 
 def _metric(value: float) -> dict[str, Any]:
@@ -104,31 +102,6 @@ def metric_value(report: dict[str, Any], name: str) -> float:
     return float(entry["value"])
 
 
-def _find_model_file(directory: Path) -> Path | None:
-    direct = directory / MODEL_FILE
-    if direct.is_file():
-        return direct
-    return next(iter(sorted(directory.rglob(MODEL_FILE))), None)
-
-
-def load_model(model_dir: Path) -> xgboost.Booster:
-    """The booster in `model_dir`: its `model.json`, or the one inside `model.tar.gz` (what a
-    SageMaker training job produces and a processing input downloads)."""
-    found = _find_model_file(model_dir)
-    if found is not None:
-        return xgboost.Booster(model_file=os.fspath(found))
-    archive = model_dir / MODEL_ARCHIVE
-    if not archive.is_file():
-        raise FileNotFoundError(f"neither {MODEL_FILE} nor {MODEL_ARCHIVE} in {model_dir}")
-    with tempfile.TemporaryDirectory() as scratch, tarfile.open(archive) as tar:
-        # filter="data" refuses absolute paths, links out of the tree and device files.
-        tar.extractall(scratch, filter="data")
-        inner = _find_model_file(Path(scratch))
-        if inner is None:
-            raise FileNotFoundError(f"no {MODEL_FILE} inside {archive}")
-        return xgboost.Booster(model_file=os.fspath(inner))
-
-
 def _flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     """The scalar metrics, as MLflow metrics named `test_<metric>`."""
     return {
@@ -142,7 +115,7 @@ def run(model_dir: Path, test_dir: Path, output_dir: Path) -> dict[str, Any]:
     """Loads the model, scores the test split, writes `output_dir/evaluation.json` and, when
     tracking is on, logs the metrics and the report to MLflow. Returns the report."""
     with step_run("evaluate") as active:
-        booster = load_model(model_dir)
+        booster = load_booster(model_dir)
         test = read_csv_dir(test_dir)
         report = evaluate(booster, test)
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -118,8 +118,8 @@ def test_run_accepts_the_training_jobs_model_tar_gz(workdir: Path, tmp_path: Pat
 
 
 def test_a_missing_model_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"neither model\.json nor model\.tar\.gz"):
-        evaluate.load_model(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no model\.json or model\.ubj or model\.tar\.gz"):
+        evaluate.load_booster(tmp_path)
 
 
 def test_metric_value_reads_a_metric_and_names_the_known_ones(
