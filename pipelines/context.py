@@ -28,6 +28,7 @@ from stacks.settings import Settings
 
 # Step code runs from the `training` repository's image; inference reuses it for now.
 STEP_IMAGE_REPOSITORY = "training"
+INFERENCE_IMAGE_REPOSITORY = "inference"
 # The ArtifactStore buckets (components.artifact_store.DATA_BUCKETS) a pipeline uses. The
 # `pipeline` bucket expires everything after `pipeline_output_expiry_days`, so inputs and model
 # artifacts, which must outlive a run, live in `datasets` and `models`.
@@ -81,6 +82,9 @@ class PipelineContext:
     model_package_group: str
     # The step image: <account>.dkr.ecr.<region>.amazonaws.com/mlops-<stack>/training:<tag>
     image_uri: str
+    # The inference image (pipelines/image/inference): <registry>/mlops-<stack>/inference:<tag>,
+    # which registered versions name in their inference specification.
+    inference_image_uri: str
     # S3 prefix (ending in "/") holding the contents of the `pipelines/` package, the step
     # code: s3://<models bucket>/code/<hash>/, with <code_uri>steps/train.py and so on.
     code_uri: str
@@ -156,6 +160,10 @@ def context_for_stack(
         mlflow_experiment_name=f"{names.base}-{model}",
         model_package_group=names.model_package_group(model),
         image_uri=f"{ecr_registry(aws)}/{repository}:{settings.models[model].image_tag}",
+        inference_image_uri=(
+            f"{ecr_registry(aws)}/{names.repository(INFERENCE_IMAGE_REPOSITORY)}:"
+            f"{settings.models[model].inference_image_tag}"
+        ),
         # Models bucket: the pipeline bucket expires objects, and scheduled runs need the code.
         code_uri=f"s3://{names.bucket(MODELS_BUCKET)}/code/{placeholder('code_hash')}/",
         pipeline_name=f"{names.base}-{model}-training",

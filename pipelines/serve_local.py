@@ -3,19 +3,14 @@ a few questions over HTTP, as a client of a real endpoint would.
 
 Why: the local pipeline run ends with a registered model; this closes the loop the cloud path
 closes with an endpoint. The version the `champion` alias points at (set by the local run's
-Register step) is served by MLflow's own scoring server, the uvicorn app that
-`mlflow models serve --env-manager local` runs, and sent a few held-out digits as
-`dataframe_split` JSON; each answer's latency is measured on the client side.
+Register step) is downloaded and served by the same inference server the endpoint runs
+(pipelines/inference/server.py, `serve` on loopback), and sent a few held-out digits as JSON
+rows; each answer's latency is measured on the client side. The model version is downloaded
+first, so the server reads a local directory only, and the version reported is the one served
+even if the alias moves meanwhile.
 
-Why the scoring server is started directly rather than through `mlflow models serve`: that
-command execs `uvicorn` found on PATH, which fails (exit 127) when the virtualenv is not
-activated, as under `make`; and it imports MLflow once more and downloads the model itself
-(about 10 s to ready against about 4 s here). The model version is downloaded first, so the
-server reads a local directory only, and the version reported is the one served even if the
-alias moves meanwhile.
-
-The server runs in its own process group and is always stopped by group (uvicorn may fork), on
-errors and Ctrl-C too. Nothing but 127.0.0.1 is contacted.
+The server runs in its own process group and is always stopped by group, on errors and Ctrl-C
+too. Nothing but 127.0.0.1 is contacted.
 """
 
 from __future__ import annotations
@@ -59,9 +54,9 @@ if TYPE_CHECKING:
 # a tracking server that is not a SageMaker ARN (see pipelines/local.py).
 logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
 
-#: What `mlflow models serve` runs: MLflow's pyfunc scoring server as an ASGI app.
-SCORING_APP = "mlflow.pyfunc.scoring_server.app:app"
-#: Loading MLflow and the model takes about 4 s on two cores; a cold disk can take much longer.
+#: The inference server module, as the image's entrypoint runs it.
+SERVER_MODULE = "pipelines.inference.server"
+#: Loading the model takes well under a second; a cold disk can take much longer.
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT_SECONDS = 30.0
@@ -149,7 +144,7 @@ def _download(champion: Champion, tracking_uri: str, directory: Path) -> Path:
 
 @dataclass
 class ScoringServer:
-    """MLflow's pyfunc scoring server for a model directory, on loopback, one worker."""
+    """The inference server for a model directory, on loopback."""
 
     model_dir: Path
     log_path: Path
@@ -168,20 +163,18 @@ class ScoringServer:
         return self._process.pid if self._process else None
 
     def command(self) -> list[str]:
-        # `-m uvicorn` with this interpreter: no dependence on PATH or an activated virtualenv.
+        # `-m` with this interpreter: no dependence on PATH or an activated virtualenv.
         return [
-            sys.executable, "-m", "uvicorn",
+            sys.executable, "-m", SERVER_MODULE, "serve",
+            "--model-dir", str(self.model_dir),
             "--host", self.host,
             "--port", str(self.port),
-            "--workers", "1",
-            SCORING_APP,
         ]  # fmt: skip
 
     def environment(self) -> dict[str, str]:
-        from mlflow.pyfunc import scoring_server
+        import os
 
-        # MLflow's own recipe: where the app finds the model, and its request timeout.
-        _, env = scoring_server.get_cmd(str(self.model_dir))
+        env = dict(os.environ)
         env["MLFLOW_TRACKING_URI"] = self.tracking_uri  # never an ambient remote server
         env["OMP_WAIT_POLICY"] = "PASSIVE"  # idle OpenMP threads must not spin (see local.py)
         return env
@@ -292,15 +285,16 @@ def sample_rows(count: int = 5) -> pd.DataFrame:
 
 
 def score(url: str, frame: pd.DataFrame, timeout: float = REQUEST_TIMEOUT_SECONDS) -> list[Any]:
-    """POST the frame's feature columns to `<url>/invocations` as `dataframe_split` JSON;
-    returns the server's `predictions` (per row: the ten class probabilities)."""
+    """POST the frame's feature columns to `<url>/invocations` as JSON rows, as a client of
+    the endpoint does; returns the server's `predictions` (per row: label and the ten class
+    probabilities)."""
     if urllib.parse.urlsplit(url).hostname != HOST:
         raise ValueError(f"{url}: only a scoring server on {HOST} is asked")
-    payload = {"dataframe_split": frame[list(FEATURES)].to_dict(orient="split", index=False)}
+    payload = {"instances": frame[list(FEATURES)].to_numpy().tolist()}
     request = urllib.request.Request(  # noqa: S310 (http on loopback, checked above)
         f"{url}/invocations",
         data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
         method="POST",
     )
     try:
@@ -318,11 +312,8 @@ def score(url: str, frame: pd.DataFrame, timeout: float = REQUEST_TIMEOUT_SECOND
 
 
 def labels(predictions: list[Any]) -> list[int]:
-    """The digit each prediction names: the likeliest class, or the class itself."""
-    return [
-        max(range(len(p)), key=p.__getitem__) if isinstance(p, list) else int(p)
-        for p in predictions
-    ]
+    """The digit each prediction names."""
+    return [int(p["label"]) if isinstance(p, dict) else int(p) for p in predictions]
 
 
 def ask(url: str, rows: pd.DataFrame) -> list[Answer]:
@@ -373,7 +364,7 @@ def serve_and_ask(
     """Serve the champion, send it `rows` held-out digits, print the answers, stop it."""
     with contextlib.ExitStack() as stack:
         started = time.perf_counter()
-        with console.status(f"[bold]Serve[/] {model}@{CHAMPION} with MLflow's scoring server ..."):
+        with console.status(f"[bold]Serve[/] {model}@{CHAMPION} with the inference server ..."):
             served = stack.enter_context(serve_champion(model, tracking_uri, log_path=log_path))
         elapsed = time.perf_counter() - started
         console.print(

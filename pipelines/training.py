@@ -459,9 +459,9 @@ class _Builder(JobSteps):
         context = self.context
         evaluation = evaluate.properties.ProcessingOutputConfig.Outputs[EVALUATION_OUTPUT]
         builder = ModelBuilder(
-            # Inference runs on the step image for now (same libraries as training); a
-            # slimmer image from the `inference` repository can replace it later.
-            image_uri=context.image_uri,
+            # The inference image: SageMaker runs it as `<image> serve` on port 8080
+            # (pipelines/inference/server.py); the step image has no server.
+            image_uri=context.inference_image_uri,
             s3_model_data_url=model_artifacts(train),
             role_arn=context.role_arn,
             sagemaker_session=self.session,

@@ -369,6 +369,9 @@ class ModelSettings(StrictModel):
     pipeline: Literal["training"] = "training"
     # Tag of the step image in this environment's `training` ECR repository.
     image_tag: ImageTag
+    # Tag of the inference image (pipelines/image/inference) in the `inference` repository:
+    # what the registered versions are served with.
+    inference_image_tag: ImageTag
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     quality_gate: QualityGateSettings

@@ -326,26 +326,34 @@ def _step_image(tmp_path: Path, repository: str, image: str, phase: str) -> tupl
 
 
 @pytest.fixture(scope="module")
-def dev_image_uri() -> str:
+def dev_image_uris() -> tuple[str, str]:
     settings = load_stack_settings("dev")
-    (uri,) = {context_for_stack("dev", m, settings=settings).image_uri for m in settings.models}
-    return uri
+    contexts = [context_for_stack("dev", m, settings=settings) for m in settings.models]
+    ((step, inference),) = {(c.image_uri, c.inference_image_uri) for c in contexts}
+    return step, inference
 
 
 @pytest.mark.skipif(not (ROOT / ".venv/bin/python").exists(), reason="the script runs .venv")
-def test_step_image_builds_and_pushes_a_missing_tag_to_the_pipelines_uri(
-    tmp_path: Path, dev_image_uri: str
+def test_step_image_builds_and_pushes_missing_tags_to_the_pipelines_uris(
+    tmp_path: Path, dev_image_uris: tuple[str, str]
 ) -> None:
+    step, inference = dev_image_uris
     code, calls = _step_image(tmp_path, "found", "missing", "before-up")
     assert code == 0
-    registry = dev_image_uri.split("/")[0]
+    registry = step.split("/")[0]
     docker = [c for c in calls if c.startswith("docker ")]
-    assert docker[0].startswith("docker build --pull --platform linux/amd64")
-    assert docker[0].endswith(" pipelines/image")
-    assert docker[1:] == [
+    builds = [c for c in docker if c.startswith("docker build")]
+    assert all(b.startswith("docker build --pull --platform linux/amd64") for b in builds)
+    # The inference image bakes the scoring code in: its context is pipelines/.
+    assert builds[0].endswith(" -f pipelines/image/inference/Dockerfile pipelines")
+    assert builds[1].endswith(" pipelines/image")
+    assert [c for c in docker if not c.startswith("docker build")] == [
         f"docker login --username AWS --password-stdin {registry}",
-        f"docker tag step-image:build {dev_image_uri}",
-        f"docker push {dev_image_uri}",
+        f"docker tag inference-image:build {inference}",
+        f"docker push {inference}",
+        f"docker login --username AWS --password-stdin {registry}",
+        f"docker tag step-image:build {step}",
+        f"docker push {step}",
     ]
 
 

@@ -1,5 +1,6 @@
-"""The local deployment: the registry's champion served by MLflow's scoring server on loopback,
-answering like the model itself, stopped with its whole process group; clear errors."""
+"""The local deployment: the registry's champion served by the endpoint's own inference server
+(pipelines/inference/server.py) on loopback, answering like the model itself, stopped with its
+whole process group; clear errors."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def test_served_champion_answers_like_the_model_and_stops(
     mlflow.set_tracking_uri(mlflow_server.url)
     model = mlflow.pyfunc.load_model(f"models:/digits-served/{run.champion_version}")
     own = np.asarray(model.predict(rows.drop(columns=["label"])))
-    assert np.allclose(np.asarray(served_predictions), own, atol=1e-6)
+    served_probabilities = np.asarray([p["probabilities"] for p in served_predictions])
+    assert np.allclose(served_probabilities, own, atol=1e-5)
     assert labels(served_predictions) == [int(p.argmax()) for p in own]
     # The held-out rows the local run predicted, with the same answers.
     pairs = list(zip(rows["label"].tolist(), labels(served_predictions), strict=True))

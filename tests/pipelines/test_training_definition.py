@@ -550,7 +550,11 @@ def test_registration(definition: dict[str, Any], context: PipelineContext) -> N
     register = steps_of(definition)[REGISTER]["Arguments"]
     assert register["ModelPackageGroupName"] == context.model_package_group
     (container,) = register["InferenceSpecification"]["Containers"]
-    assert container["Image"] == context.image_uri
+    # The inference image serves (`serve`, /ping, /invocations); the step image cannot.
+    assert container["Image"] == context.inference_image_uri
+    assert context.inference_image_uri.split("/", 1)[1].startswith(
+        f"mlops-{context.stack}/inference:"
+    )
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     # No script-mode variables: the image serves the model by itself.
     assert not container.get("Environment")

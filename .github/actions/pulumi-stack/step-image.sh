@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Pushes the step image (pipelines/image) under every tag a stack's models name
-# (models.<name>.image_tag in stacks/Pulumi.<stack>.yaml), to the URI its pipeline definitions
-# use (pipelines.context.context_for_stack(...).image_uri), wherever the ECR repository lacks
-# it. The repositories have immutable tags (SECURITY.md A3): a tag is built and pushed once,
+# Pushes the two images under every tag a stack's models name, to the URIs the pipeline
+# definitions use, wherever the ECR repository lacks them:
+#   step       pipelines/image (context pipelines/image): models.<name>.image_tag, the
+#              `training` repository (context_for_stack(...).image_uri)
+#   inference  pipelines/image/inference/Dockerfile (context pipelines/, the scoring code is
+#              baked in): models.<name>.inference_image_tag, the `inference` repository
+#              (context_for_stack(...).inference_image_uri) The repositories have immutable tags (SECURITY.md A3): a tag is built and pushed once,
 # and a changed image needs a new tag in the stack file. The step code is not in the image:
 # `pulumi up` uploads it to S3 under its content hash (components/step_code.py).
 #
@@ -15,7 +18,8 @@ set -euo pipefail
 stack=$1
 phase=$2
 
-uris=$(.venv/bin/python - "$stack" <<'PY'
+# One "<kind> <uri>" line per image the stack's definitions name.
+images=$(.venv/bin/python - "$stack" <<'PY'
 import sys
 
 from pipelines.context import context_for_stack
@@ -23,8 +27,12 @@ from stacks.loader import load_stack_settings
 
 stack = sys.argv[1]
 settings = load_stack_settings(stack)
-for uri in sorted({context_for_stack(stack, m, settings=settings).image_uri for m in settings.models}):
-    print(uri)
+found = set()
+for model in settings.models:
+    context = context_for_stack(stack, model, settings=settings)
+    found |= {("step", context.image_uri), ("inference", context.inference_image_uri)}
+for kind, uri in sorted(found):
+    print(kind, uri)
 PY
 )
 
@@ -43,8 +51,26 @@ found() {
   exit 1
 }
 
+# `build <kind>`: the image of that kind, once per run, tagged <kind>-image:build.
 built=""
-for uri in $uris; do
+build() {
+  local kind=$1
+  case " $built " in *" $kind "*) return 0;; esac
+  local args=(--pull --platform linux/amd64 --tag "$kind-image:build"
+    --label "org.opencontainers.image.source=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY"
+    --label "org.opencontainers.image.revision=$GITHUB_SHA")
+  # SageMaker's GPU and CPU instances run x86_64 images.
+  if [ "$kind" = inference ]; then
+    docker build "${args[@]}" -f pipelines/image/inference/Dockerfile pipelines
+  else
+    docker build "${args[@]}" pipelines/image
+  fi
+  built="$built $kind"
+}
+
+# The list comes in on fd 3: docker and aws may read stdin.
+while read -r kind uri <&3; do
+  [ -n "$uri" ] || continue
   registry=${uri%%/*}            # <account>.dkr.ecr.<region>.amazonaws.com
   path=${uri#*/}
   repository=${path%:*}          # mlops-<stack>/training
@@ -54,7 +80,7 @@ for uri in $uris; do
   if ! found RepositoryNotFoundException ecr describe-repositories \
     --region "$region" --repository-names "$repository"; then
     if [ "$phase" = before-up ]; then
-      echo "::notice::$repository does not exist yet: the step image goes there after pulumi up creates it"
+      echo "::notice::$repository does not exist yet: the $kind image goes there after pulumi up creates it"
       continue
     fi
     echo "::error::ECR repository $repository does not exist after pulumi up"
@@ -62,21 +88,14 @@ for uri in $uris; do
   fi
   if found ImageNotFoundException ecr describe-images \
     --region "$region" --repository-name "$repository" --image-ids "imageTag=$tag"; then
-    echo "$uri is there (tags are immutable: a changed image needs a new image_tag)"
+    echo "$uri is there (tags are immutable: a changed image needs a new tag in the stack file)"
     continue
   fi
 
-  if [ -z "$built" ]; then
-    # SageMaker's GPU and CPU instances run x86_64 images.
-    docker build --pull --platform linux/amd64 --tag step-image:build \
-      --label "org.opencontainers.image.source=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY" \
-      --label "org.opencontainers.image.revision=$GITHUB_SHA" \
-      pipelines/image
-    built=yes
-  fi
+  build "$kind"
   aws ecr get-login-password --region "$region" |
     docker login --username AWS --password-stdin "$registry"
-  docker tag step-image:build "$uri"
+  docker tag "$kind-image:build" "$uri"
   docker push "$uri"
   echo "::notice::pushed $uri"
-done
+done 3<<<"$images"
