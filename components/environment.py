@@ -347,6 +347,7 @@ class MlopsEnvironment(pulumi.ComponentResource):
                 # The pipeline bucket too: cluster-backed Train steps read their channels there.
                 bucket_arns=[buckets[p].arn for p in ("datasets", "models", "pipeline")],
                 data_key_arn=self.encryption.data_key_arn,
+                tracking_server_arn=self.registry.tracking_server_arn,
             ),
             opts=child,
         )

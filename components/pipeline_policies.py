@@ -5,28 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from components.aws_context import AwsContext
+from components.mlflow_actions import MLFLOW_ACTIONS
 from pipelines.training import PENDING
 
 # SageMaker names a pipeline's jobs `pipelines-<execution id>-<step>-<suffix>`.
 PIPELINE_JOBS = ("processing-job/pipelines-*", "training-job/pipelines-*")
-MLFLOW_ACTIONS = [
-    "sagemaker-mlflow:AccessUI",
-    "sagemaker-mlflow:CreateExperiment",
-    "sagemaker-mlflow:SearchExperiments",
-    "sagemaker-mlflow:GetExperiment",
-    "sagemaker-mlflow:GetExperimentByName",
-    "sagemaker-mlflow:CreateRun",
-    "sagemaker-mlflow:UpdateRun",
-    "sagemaker-mlflow:GetRun",
-    "sagemaker-mlflow:SearchRuns",
-    "sagemaker-mlflow:LogMetric",
-    "sagemaker-mlflow:LogParam",
-    "sagemaker-mlflow:LogBatch",
-    "sagemaker-mlflow:LogModel",
-    "sagemaker-mlflow:SetTag",
-    "sagemaker-mlflow:CreateRegisteredModel",
-    "sagemaker-mlflow:CreateModelVersion",
-]
 # Jobs in a VPC create network interfaces in its subnets and security groups. The Describe
 # calls take no resource scoping; the rest are scoped to this account's EC2 resources.
 VPC_DESCRIBE_ACTIONS = [
@@ -47,6 +30,10 @@ PARLIAMENT_ACCEPTED = {
     "RESOURCE_MISMATCH": (
         "parliament's IAM data predates the sagemaker-mlflow service, whose actions AWS scopes "
         "to the tracking server ARN; accepted for sagemaker-mlflow actions only"
+    ),
+    "UNKNOWN_ACTION": (
+        "parliament's IAM data predates MLflow 3's LoggedModel actions "
+        "(components/mlflow_actions.py); accepted for sagemaker-mlflow actions only"
     ),
 }
 ACCEPTED_SERVICE = "sagemaker-mlflow:"

@@ -23,6 +23,7 @@ from components.aws_context import AwsContext
 from components.cluster_policies import pod_identity_trust_policy, team_artifact_policy
 from components.cluster_training_policies import callback_statement
 from components.kubernetes_objects import create_object
+from components.mlflow_actions import MLFLOW_ACTIONS
 from components.naming import Names
 from components.team_manifests import TRAINING_SERVICE_ACCOUNT, team_manifests
 from stacks.cluster_settings import TeamSettings
@@ -39,6 +40,8 @@ class TeamNamespacesArgs:
     kubernetes: k8s.Provider
     bucket_arns: list[pulumi.Output[str]]
     data_key_arn: pulumi.Input[str]
+    # The environment's MLflow tracking server: train.py logs to it from the cluster too.
+    tracking_server_arn: pulumi.Input[str]
 
 
 class TeamNamespaces(pulumi.ComponentResource):
@@ -96,6 +99,14 @@ class TeamNamespaces(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+            aws.iam.RolePolicy(
+                f"{name}-{team}-tracking",
+                role=role.id,
+                policy=pulumi.Output.from_input(args.tracking_server_arn).apply(
+                    _tracking_policy_json
+                ),
+                opts=child,
+            )
             aws.eks.PodIdentityAssociation(
                 f"{name}-{team}-identity",
                 cluster_name=args.cluster_name,
@@ -111,6 +122,23 @@ class TeamNamespaces(pulumi.ComponentResource):
 def _artifact_policy_json(team: str, values: list[Any]) -> str:
     key_arn, *bucket_arns = values
     return json.dumps(team_artifact_policy(team, key_arn=key_arn, bucket_arns=bucket_arns))
+
+
+def _tracking_policy_json(server_arn: str) -> str:
+    """The MLflow calls train.py makes (components/mlflow_actions.py), on this server only."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "TrackExperiments",
+                    "Effect": "Allow",
+                    "Action": MLFLOW_ACTIONS,
+                    "Resource": server_arn,
+                }
+            ],
+        }
+    )
 
 
 def _trust_policy_json(ctx: AwsContext, namespace: str, cluster_name: str) -> str:

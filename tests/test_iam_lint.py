@@ -28,10 +28,15 @@ JUSTIFIED = (pipeline_policies,)
 
 
 def _action(detail: object) -> str:
-    return str(detail["action"] if isinstance(detail, dict) else detail)
+    if isinstance(detail, dict):
+        return str(detail["action"])
+    # UNKNOWN_ACTION's detail is the sentence "Unknown action <action>".
+    return str(detail).removeprefix("Unknown action ")
 
 
-def _justified(issue: str, details: list[object]) -> bool:
+def _justified(issue: str, details: list[object] | str) -> bool:
+    if isinstance(details, str):
+        details = [details]
     return any(
         issue in module.PARLIAMENT_ACCEPTED
         and all(_action(d).startswith(module.ACCEPTED_SERVICE) for d in details)
