@@ -397,7 +397,9 @@ class MlflowServerSettings(StrictModel):
     mode: Literal["managed", "shared"] = "managed"
     size: Literal["Small", "Medium", "Large"] = "Small"
     weekly_maintenance_window: MaintenanceWindow = "Sun:03:00"
-    mlflow_version: str | None = None  # None: the newest SageMaker offers
+    # The server's MLflow version: pinned, so the server does not drift from the jobs' client
+    # (stacks/mlflow_versions.py lists what SageMaker offers). Required for a managed server.
+    mlflow_version: str | None = None
     shared_stack: StackName | None = None
 
     @model_validator(mode="after")
@@ -406,7 +408,31 @@ class MlflowServerSettings(StrictModel):
             raise InvalidKeys([("shared_stack", "is required when mode is 'shared'")])
         if self.mode == "managed" and self.shared_stack is not None:
             raise InvalidKeys([("shared_stack", "is only used when mode is 'shared'")])
+        if self.mode == "managed":
+            problems = _server_version_problems(self.mlflow_version)
+            if problems:
+                raise InvalidKeys([("mlflow_version", problems)])
         return self
+
+
+def _server_version_problems(version: str | None) -> str | None:
+    from stacks.mlflow_versions import SERVER_VERSIONS, client_version
+
+    offered = ", ".join(SERVER_VERSIONS)
+    client = client_version()
+    if version is None:
+        return (
+            f"is required for a managed server (SageMaker offers {offered}; the jobs' client "
+            f"is mlflow {client}): unpinned, the server takes whatever is newest"
+        )
+    if version not in SERVER_VERSIONS:
+        return f"{version!r} is not a version SageMaker offers ({offered})"
+    if version.split(".")[0] != client.split(".")[0]:
+        return (
+            f"server {version} and the jobs' client mlflow {client} differ in major version; "
+            "pick a server of the client's major version"
+        )
+    return None
 
 
 class RegistrySettings(StrictModel):

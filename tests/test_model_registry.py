@@ -43,6 +43,8 @@ def test_managed_tracking_server_from_settings(recording: StackRecording) -> Non
     assert server.inputs["trackingServerName"] == f"mlops-{recording.stack}-mlflow"
     assert server.inputs["trackingServerSize"] == mlflow.size
     assert server.inputs["weeklyMaintenanceWindowStart"] == mlflow.weekly_maintenance_window
+    # Pinned to a version of the jobs' client's major version (stacks/mlflow_versions.py).
+    assert server.inputs["mlflowVersion"] == mlflow.mlflow_version == "3.0"
     # The Register step creates packages; MLflow's sync would add `<model>-<hash>` groups.
     assert server.inputs["automaticModelRegistration"] is False
     assert server.inputs["artifactStoreUri"] == f"s3://{models_bucket}/mlflow/"

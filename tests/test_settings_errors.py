@@ -652,6 +652,27 @@ BAD_INPUTS: list[tuple[str, str, Mutation, str, tuple[str, ...]]] = [
         ("test never auto-approves", "only dev may"),
     ),
     (
+        "mlflow-server-unpinned",
+        "test",
+        drop(P + "registry", "mlflow", "mlflow_version"),
+        P + "registry.mlflow.mlflow_version",
+        ("is required for a managed server", "the jobs' client is mlflow 3."),
+    ),
+    (
+        "mlflow-server-version-not-offered",
+        "prod",
+        put(P + "registry", "mlflow", "mlflow_version", value="9.9"),
+        P + "registry.mlflow.mlflow_version",
+        ("'9.9' is not a version SageMaker offers (2.13.2, 2.16.2, 3.0)",),
+    ),
+    (
+        "mlflow-server-of-another-major-version",
+        "dev",
+        put(P + "registry", "mlflow", "mlflow_version", value="2.16.2"),
+        P + "registry.mlflow.mlflow_version",
+        ("server 2.16.2 and the jobs' client mlflow 3.", "differ in major version"),
+    ),
+    (
         "network-json-text-that-is-not-json",
         "test",
         put(P + "network", value="{cidr: 10.0.0.0/16"),
