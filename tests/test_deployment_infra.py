@@ -157,3 +157,48 @@ def test_bad_deployment_settings_are_named(
     line = next((ln for ln in text.splitlines() if f"models.digits.deployment.{key}:" in ln), None)
     assert line is not None, text
     assert message in line
+
+
+# A "SageMaker Model Package State Change" event as SageMaker sends it (SageMaker Developer
+# Guide, "Events that Amazon SageMaker AI sends to Amazon EventBridge").
+APPROVAL_EVENT = {
+    "version": "0",
+    "id": "4c2a1f8e-0000-0000-0000-000000000000",
+    "detail-type": "SageMaker Model Package State Change",
+    "source": "aws.sagemaker",
+    "account": "333333333333",
+    "region": "eu-west-1",
+    "detail": {
+        "ModelPackageGroupName": "mlops-prod-digits",
+        "ModelPackageVersion": 7,
+        "ModelPackageArn": (
+            "arn:aws:sagemaker:eu-west-1:333333333333:model-package/mlops-prod-digits/7"
+        ),
+        "ModelApprovalStatus": "Approved",
+    },
+}
+
+
+def _resolve(path: str, event: dict[str, object]) -> object:
+    """EventBridge's dynamic path (`$.a.b`): dot notation over the event."""
+    value: object = event
+    for key in path.removeprefix("$.").split("."):
+        assert isinstance(value, dict) and key in value, path
+        value = value[key]
+    return value
+
+
+def test_the_approval_target_fills_the_package_from_the_event(prod: StackRecording) -> None:
+    """EventBridge's target parameters, SageMakerPipelineParameters among them, take a dynamic
+    JSON path when the whole value is one (EventBridge User Guide, "Event bus targets": "Target
+    parameters", "Dynamic path parameters"), so no input transformer is needed."""
+    target = prod.named("mlops-pipelines-digits-deploy").inputs["sagemakerPipelineTarget"]
+    ((parameter),) = target["pipelineParameterLists"]
+    value = parameter["value"]
+    assert value.startswith("$.") and " " not in value  # the whole value is the path
+    arn = _resolve(value, APPROVAL_EVENT)
+    assert arn == APPROVAL_EVENT["detail"]["ModelPackageArn"]  # type: ignore[index]
+    # ... and it names a package of the group the rule matches.
+    pattern = json.loads(prod.named("mlops-pipelines-digits-approved").inputs["eventPattern"])
+    (group,) = pattern["detail"]["ModelPackageGroupName"]
+    assert f":model-package/{group}/" in str(arn)
