@@ -273,7 +273,12 @@ class _Builder(JobSteps):
                     for split in SPLITS
                 ],
             ),
-            cache_config=self.cache,
+            # Never cached: it reads a prefix whose objects change while its arguments do not,
+            # and SageMaker's cache key for a processing step leaves out its outputs
+            # (Developer Guide, "Caching pipeline steps"): a cache hit would hand every later
+            # run the old splits. Run each time, its outputs land under the execution's own
+            # prefix, so Train and Evaluate, keyed by those inputs, miss on new data too.
+            cache_config=None,
             retry_policies=self.job_retries,
         )
 

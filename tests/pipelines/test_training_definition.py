@@ -442,8 +442,29 @@ def test_caching_follows_the_settings(definition: dict[str, Any], model: ModelSe
     steps = steps_of(definition)
     assert model.cache_expiry is not None
     for name in JOB_STEPS:
+        if name == PREPROCESS:
+            continue
         assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": model.cache_expiry}
     assert "CacheConfig" not in steps[REGISTER]
+
+
+def test_new_data_is_a_cache_miss(definition: dict[str, Any]) -> None:
+    """Preprocess reads a prefix whose objects change under the same arguments, and SageMaker
+    keys a processing step without its outputs: it is never cached. Its outputs live under
+    the execution's id, and Train reads them from there, so Train's key changes with every
+    Preprocess run and a run on changed data trains on the new splits."""
+    steps = steps_of(definition)
+    assert "CacheConfig" not in steps[PREPROCESS]
+    outputs = steps[PREPROCESS]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    for output in outputs:
+        values = output["S3Output"]["S3Uri"]["Std:Join"]["Values"]
+        assert {"Get": "Execution.PipelineExecutionId"} in values
+    channels = steps[TRAIN]["Arguments"]["InputDataConfig"]
+    sources = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in channels]
+    assert any(
+        isinstance(uri, dict) and str(uri.get("Get", "")).startswith("Steps.Preprocess.")
+        for uri in sources
+    )
 
 
 def test_cache_expiry_per_environment(build: dict[str, Any]) -> None:
