@@ -24,16 +24,16 @@ from components.deployment_policies import (
 )
 from components.naming import Names
 from components.pipeline_policies import (
+    JobResources,
     execution_policy,
     scheduler_policy,
 )
 from components.queues import DeadLetterArgs, dead_letter_queue
-from components.step_code import StepCode, step_code
+from components.step_code import CODE_PREFIX, StepCode, step_code
 from components.trust_policies import service_trust_policy
 from pipelines.steps.monitor import analyzer_registry
 from stacks.settings import ModelSettings, ScheduleSettings, Settings
 
-CODE_PREFIX = "code"
 TRAINING, DEPLOYMENT = "training", "deployment"
 # Scheduler keeps trying a run it could not start for an hour, then dead-letters it.
 SCHEDULE_RETRY = {"maximum_event_age_in_seconds": 3600, "maximum_retry_attempts": 5}
@@ -126,22 +126,31 @@ class MlPipelines(pulumi.ComponentResource):
             opts=self._child(),
         )
         role_arn = args.context.arn("iam", f"role/{role_name}", regional=False)
-        buckets = [args.bucket_arns[p] for p in ("datasets", "models", "pipeline")]
+        purposes = ("datasets", "models", "pipeline")
         aws.iam.RolePolicy(
             f"{self._name}-execution-access",
             role=role.id,
             policy=pulumi.Output.all(
-                args.data_key_arn, args.repository_arn, args.tracking_server_arn, *buckets
+                args.data_key_arn,
+                args.repository_arn,
+                args.tracking_server_arn,
+                args.security_group_id,
+                *[args.bucket_arns[p] for p in purposes],
+                *args.subnet_ids,
             ).apply(
                 lambda values: json.dumps(
                     execution_policy(
                         args.context,
                         role_arn=role_arn,
-                        bucket_arns=list(values[3:]),
-                        key_arn=values[0],
-                        repository_arn=values[1],
+                        resources=JobResources(
+                            bucket_arns=dict(zip(purposes, values[4:7], strict=True)),
+                            key_arn=values[0],
+                            repository_arn=values[1],
+                            tracking_server_arn=values[2],
+                            subnet_ids=tuple(values[7:]),
+                            security_group_id=values[3],
+                        ),
                         group_prefix=args.names.model_package_group(""),
-                        tracking_server_arn=values[2],
                         pending_only=args.settings.environment != "dev",
                     )
                 )

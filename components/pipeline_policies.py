@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from components.aws_context import AwsContext
 from components.mlflow_actions import MLFLOW_ACTIONS
+from components.step_code import CODE_PREFIX
 from pipelines.training import PENDING
 
 # SageMaker names a pipeline's jobs `pipelines-<execution id>-<step>-<suffix>`.
@@ -52,19 +54,58 @@ def _deny_registering_approved(groups: list[str]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class JobResources:
+    """What the pipelines' jobs touch: the environment's buckets (by purpose), its key, the
+    step image's repository, the tracking server, and the VPC's subnets and security group."""
+
+    bucket_arns: dict[str, str]  # datasets, models, pipeline
+    key_arn: str
+    repository_arn: str
+    tracking_server_arn: str
+    subnet_ids: tuple[str, ...]
+    security_group_id: str
+
+
+def _data_statements(buckets: dict[str, str]) -> list[dict[str, Any]]:
+    """Objects: read and write everywhere but the step code, which is content-addressed and
+    read-only to jobs (a job that could rewrite `code/` would change what later runs
+    execute under the same hash)."""
+    arns = [buckets[p] for p in ("datasets", "models", "pipeline")]
+    return [
+        {
+            "Sid": "EnvironmentData",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": [f"{arn}/*" for arn in arns],
+        },
+        {
+            "Sid": "StepCodeIsReadOnly",
+            "Effect": "Deny",
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Resource": f"{buckets['models']}/{CODE_PREFIX}/*",
+        },
+        {
+            "Sid": "EnvironmentBuckets",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": arns,
+        },
+    ]
+
+
 def execution_policy(
     ctx: AwsContext,
     *,
     role_arn: str,
-    bucket_arns: list[str],
-    key_arn: str,
-    repository_arn: str,
+    resources: JobResources,
     group_prefix: str,
-    tracking_server_arn: str,
     pending_only: bool,
 ) -> dict[str, Any]:
     """What the pipeline and the jobs it starts (running as the same role) may do. With
     `pending_only` (outside dev) it may register versions only as PendingManualApproval."""
+    key_arn, repository_arn = resources.key_arn, resources.repository_arn
+    tracking_server_arn = resources.tracking_server_arn
     groups = [
         ctx.arn("sagemaker", f"model-package-group/{group_prefix}*"),
         ctx.arn("sagemaker", f"model-package/{group_prefix}*"),
@@ -114,18 +155,7 @@ def execution_policy(
                     "StringEquals": {"iam:PassedToService": ctx.service_principal("sagemaker")}
                 },
             },
-            {
-                "Sid": "EnvironmentData",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": [f"{arn}/*" for arn in bucket_arns],
-            },
-            {
-                "Sid": "EnvironmentBuckets",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-                "Resource": bucket_arns,
-            },
+            *_data_statements(resources.bucket_arns),
             {
                 "Sid": "EnvironmentKey",
                 "Effect": "Allow",
@@ -156,10 +186,15 @@ def execution_policy(
                 "Resource": ctx.arn("logs", "log-group:/aws/sagemaker/*"),
             },
             {
+                # PutMetricData takes no resource, only its namespace (cloudwatch:namespace):
+                # SageMaker's own, where jobs and Model Monitor publish.
                 "Sid": "JobMetrics",
                 "Effect": "Allow",
                 "Action": "cloudwatch:PutMetricData",
                 "Resource": "*",
+                "Condition": {
+                    "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}
+                },
             },
             {
                 "Sid": "DescribeTheVpc",
@@ -168,13 +203,14 @@ def execution_policy(
                 "Resource": "*",
             },
             {
+                # Interfaces only in this environment's subnets and security group.
                 "Sid": "JobsInTheVpc",
                 "Effect": "Allow",
                 "Action": VPC_INTERFACE_ACTIONS,
                 "Resource": [
                     ctx.arn("ec2", "network-interface/*"),
-                    ctx.arn("ec2", "subnet/*"),
-                    ctx.arn("ec2", "security-group/*"),
+                    *(ctx.arn("ec2", f"subnet/{s}") for s in resources.subnet_ids),
+                    ctx.arn("ec2", f"security-group/{resources.security_group_id}"),
                 ],
             },
             {

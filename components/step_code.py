@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipelines"
+# Where in the models bucket the code lives: code/<hash>/pipelines/...
+CODE_PREFIX = "code"
 # Jobs need the package's modules only: not the image build context or caches.
 EXCLUDED_PARTS = ("__pycache__", "image")
 

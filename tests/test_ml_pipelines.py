@@ -198,3 +198,32 @@ def test_outside_dev_a_schedule_cannot_set_the_gate() -> None:
         "mlops-platform:models.digits.schedule.parameters.QualityThreshold: outside dev the gate "
         "is fixed in the definition (set models.digits.quality_gate.threshold)"
     ) in str(caught.value)
+
+
+def test_jobs_cannot_rewrite_the_step_code_or_leave_the_vpc(prod: StackRecording) -> None:
+    """The execution role writes data but never the content-addressed step code; creates
+    network interfaces only in the environment's subnets and security group; publishes
+    metrics only to SageMaker's namespaces."""
+    from policy.mlops_rules.iam_eval import Request, allows
+
+    policy = json.loads(prod.named("mlops-pipelines-execution-access").inputs["policy"])
+    statements = policy["Statement"]
+    models = f"arn:aws:s3:::{prod.outputs[outputs.BUCKET_NAMES]['models']}"
+    assert allows(statements, Request("s3:GetObject", f"{models}/code/0a1b/pipelines/x.py"))
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not allows(statements, Request(action, f"{models}/code/0a1b/pipelines/x.py"))
+        assert allows(
+            statements, Request(action, f"{models}/digits/pipelines-1-Train/model.tar.gz")
+        )
+    region, account = prod.settings.aws.region, prod.settings.aws.account_id
+    subnet = prod.outputs[outputs.PRIVATE_SUBNET_IDS][0]
+    own = f"arn:aws:ec2:{region}:{account}:subnet/{subnet}"
+    other = f"arn:aws:ec2:{region}:{account}:subnet/subnet-0elsewhere000000"
+    assert allows(statements, Request("ec2:CreateNetworkInterface", own))
+    assert not allows(statements, Request("ec2:CreateNetworkInterface", other))
+    metrics = "cloudwatch:PutMetricData"
+    sagemaker = {"cloudwatch:namespace": "aws/sagemaker/Endpoints/data-metrics"}
+    assert allows(statements, Request(metrics, "*", context=sagemaker))
+    assert not allows(
+        statements, Request(metrics, "*", context={"cloudwatch:namespace": "Billing"})
+    )
