@@ -22,12 +22,9 @@ from components.deployment_policies import (
     deploy_policy,
     start_pipelines_policy,
 )
+from components.job_policies import JobResources
 from components.naming import Names
-from components.pipeline_policies import (
-    JobResources,
-    execution_policy,
-    scheduler_policy,
-)
+from components.pipeline_policies import execution_policy, scheduler_policy
 from components.queues import DeadLetterArgs, dead_letter_queue
 from components.step_code import CODE_PREFIX, StepCode, step_code
 from components.trust_policies import service_trust_policy

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from components.aws_context import AwsContext
+from components.job_policies import JobResources, data_statements, job_statements
 from components.mlflow_actions import MLFLOW_ACTIONS
-from components.step_code import CODE_PREFIX
 from pipelines.training import PENDING
 
 # SageMaker names a pipeline's jobs `pipelines-<execution id>-<step>-<suffix>`.
 PIPELINE_JOBS = ("processing-job/pipelines-*", "training-job/pipelines-*")
-# Jobs in a VPC create network interfaces in its subnets and security groups. The Describe
-# calls take no resource scoping; the rest are scoped to this account's EC2 resources.
-VPC_DESCRIBE_ACTIONS = [
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
-]
-VPC_INTERFACE_ACTIONS = [
-    "ec2:CreateNetworkInterface",
-    "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface",
-    "ec2:DeleteNetworkInterfacePermission",
-]
 # parliament findings accepted for the execution policy (tests/test_iam_lint.py), and why.
 PARLIAMENT_ACCEPTED = {
     "RESOURCE_MISMATCH": (
@@ -54,46 +38,6 @@ def _deny_registering_approved(groups: list[str]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class JobResources:
-    """What the pipelines' jobs touch: the environment's buckets (by purpose), its key, the
-    step image's repository, the tracking server, and the VPC's subnets and security group."""
-
-    bucket_arns: dict[str, str]  # datasets, models, pipeline
-    key_arn: str
-    repository_arn: str
-    tracking_server_arn: str
-    subnet_ids: tuple[str, ...]
-    security_group_id: str
-
-
-def _data_statements(buckets: dict[str, str]) -> list[dict[str, Any]]:
-    """Objects: read and write everywhere but the step code, which is content-addressed and
-    read-only to jobs (a job that could rewrite `code/` would change what later runs
-    execute under the same hash)."""
-    arns = [buckets[p] for p in ("datasets", "models", "pipeline")]
-    return [
-        {
-            "Sid": "EnvironmentData",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": [f"{arn}/*" for arn in arns],
-        },
-        {
-            "Sid": "StepCodeIsReadOnly",
-            "Effect": "Deny",
-            "Action": ["s3:PutObject", "s3:DeleteObject"],
-            "Resource": f"{buckets['models']}/{CODE_PREFIX}/*",
-        },
-        {
-            "Sid": "EnvironmentBuckets",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-            "Resource": arns,
-        },
-    ]
-
-
 def execution_policy(
     ctx: AwsContext,
     *,
@@ -104,7 +48,6 @@ def execution_policy(
 ) -> dict[str, Any]:
     """What the pipeline and the jobs it starts (running as the same role) may do. With
     `pending_only` (outside dev) it may register versions only as PendingManualApproval."""
-    key_arn, repository_arn = resources.key_arn, resources.repository_arn
     tracking_server_arn = resources.tracking_server_arn
     groups = [
         ctx.arn("sagemaker", f"model-package-group/{group_prefix}*"),
@@ -146,73 +89,8 @@ def execution_policy(
                 "Action": "sagemaker:PutRecord",
                 "Resource": ctx.arn("sagemaker", f"feature-group/{group_prefix}*"),
             },
-            {
-                "Sid": "PassOnlyItselfToSageMaker",
-                "Effect": "Allow",
-                "Action": "iam:PassRole",
-                "Resource": role_arn,
-                "Condition": {
-                    "StringEquals": {"iam:PassedToService": ctx.service_principal("sagemaker")}
-                },
-            },
-            *_data_statements(resources.bucket_arns),
-            {
-                "Sid": "EnvironmentKey",
-                "Effect": "Allow",
-                "Action": [
-                    "kms:Decrypt",
-                    "kms:GenerateDataKey",
-                    "kms:CreateGrant",
-                    "kms:DescribeKey",
-                ],
-                "Resource": key_arn,
-            },
-            {
-                "Sid": "PullStepImage",
-                "Effect": "Allow",
-                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                "Resource": repository_arn,
-            },
-            {
-                "Sid": "RegistryLogin",
-                "Effect": "Allow",
-                "Action": "ecr:GetAuthorizationToken",
-                "Resource": "*",
-            },
-            {
-                "Sid": "JobLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": ctx.arn("logs", "log-group:/aws/sagemaker/*"),
-            },
-            {
-                # PutMetricData takes no resource, only its namespace (cloudwatch:namespace):
-                # SageMaker's own, where jobs and Model Monitor publish.
-                "Sid": "JobMetrics",
-                "Effect": "Allow",
-                "Action": "cloudwatch:PutMetricData",
-                "Resource": "*",
-                "Condition": {
-                    "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}
-                },
-            },
-            {
-                "Sid": "DescribeTheVpc",
-                "Effect": "Allow",
-                "Action": VPC_DESCRIBE_ACTIONS,
-                "Resource": "*",
-            },
-            {
-                # Interfaces only in this environment's subnets and security group.
-                "Sid": "JobsInTheVpc",
-                "Effect": "Allow",
-                "Action": VPC_INTERFACE_ACTIONS,
-                "Resource": [
-                    ctx.arn("ec2", "network-interface/*"),
-                    *(ctx.arn("ec2", f"subnet/{s}") for s in resources.subnet_ids),
-                    ctx.arn("ec2", f"security-group/{resources.security_group_id}"),
-                ],
-            },
+            *job_statements(ctx, role_arn, resources),
+            *data_statements(resources.bucket_arns),
             {
                 "Sid": "TrackInMlflow",
                 "Effect": "Allow",
