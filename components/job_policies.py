@@ -140,3 +140,57 @@ def job_statements(ctx: AwsContext, role_arn: str, resources: JobResources) -> l
             ],
         },
     ]
+
+
+# Where the Deploy and Monitor steps write in the models bucket: the endpoint's data capture
+# (written with the model's role, this one) and Model Monitor's baselines and reports.
+DEPLOYMENT_WRITES = ("data-capture", "monitoring")
+
+
+def deployment_jobs_policy(
+    ctx: AwsContext, role_arn: str, resources: JobResources
+) -> dict[str, Any]:
+    """The Deploy and Monitor steps' role, beside what deploy_policy lets them do to
+    endpoints: their processing jobs, reading the environment's data (model artifacts,
+    baseline data, the step code), and writing only run outputs, data capture and Model
+    Monitor's files. No MLflow, no registry, no training: a deployment cannot train or
+    register a model, and a training job cannot touch an endpoint."""
+    buckets = resources.bucket_arns
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "RunDeploymentSteps",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                "Resource": ctx.arn("sagemaker", "processing-job/pipelines-*"),
+            },
+            *job_statements(ctx, role_arn, resources),
+            {
+                "Sid": "ReadEnvironmentData",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": [f"{buckets[p]}/*" for p in ("datasets", "models", "pipeline")],
+            },
+            {
+                "Sid": "WriteRunOutputsCaptureAndMonitoring",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:DeleteObject"],
+                "Resource": [
+                    f"{buckets['pipeline']}/*",
+                    *(f"{buckets['models']}/{prefix}/*" for prefix in DEPLOYMENT_WRITES),
+                ],
+            },
+            {
+                "Sid": "EnvironmentBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": [buckets[p] for p in ("datasets", "models", "pipeline")],
+            },
+        ],
+    }

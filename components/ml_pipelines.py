@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from components.deployment_policies import (
     deploy_policy,
     start_pipelines_policy,
 )
-from components.job_policies import JobResources
+from components.job_policies import JobResources, deployment_jobs_policy
 from components.naming import Names
 from components.pipeline_policies import execution_policy, scheduler_policy
 from components.queues import DeadLetterArgs, dead_letter_queue
@@ -77,12 +78,15 @@ class MlPipelines(pulumi.ComponentResource):
             for model, settings in sorted(args.settings.models.items())
         }
         deployed = {m: s for m, s in sorted(args.settings.models.items()) if s.deployment}
+        # Deploy and Monitor run as their own role: training code cannot touch endpoints.
+        deployer = self._deployment_role() if deployed else None
         self.deployment_pipeline_arns = {
-            model: self._pipeline(model, settings, role, code_uri, code.digest, DEPLOYMENT)
+            model: self._pipeline(model, settings, deployer, code_uri, code.digest, DEPLOYMENT)
             for model, settings in deployed.items()
+            if deployer is not None
         }
-        if deployed:
-            self._deployment_access(role)
+        if deployer is not None:
+            self._deployment_access(deployer)
             self._deploy_on_approval()
         self._schedules()
         self.register_outputs(
@@ -112,49 +116,79 @@ class MlPipelines(pulumi.ComponentResource):
             )
         return pulumi.Output.concat("s3://", bucket, "/", prefix)
 
-    def _execution_role(self) -> aws.iam.Role:
+    def _job_resources(self) -> pulumi.Output[JobResources]:
         args = self._args
-        role_name = f"{args.names.base}-pipelines"
+        purposes = ("datasets", "models", "pipeline")
+        return pulumi.Output.all(
+            args.data_key_arn,
+            args.repository_arn,
+            args.tracking_server_arn,
+            args.security_group_id,
+            *[args.bucket_arns[p] for p in purposes],
+            *args.subnet_ids,
+        ).apply(
+            lambda values: JobResources(
+                bucket_arns=dict(zip(purposes, values[4:7], strict=True)),
+                key_arn=values[0],
+                repository_arn=values[1],
+                tracking_server_arn=values[2],
+                subnet_ids=tuple(values[7:]),
+                security_group_id=values[3],
+            )
+        )
+
+    def _job_role(
+        self,
+        purpose: str,
+        suffix: str,
+        description: str,
+        policy: Callable[[str, JobResources], Any],
+    ) -> aws.iam.Role:
+        """A role SageMaker pipelines and their jobs assume, with `policy(role ARN, resources)`
+        as `<name>-<purpose>-access`."""
+        args = self._args
+        role_name = f"{args.names.base}-{suffix}"
         role = aws.iam.Role(
-            f"{self._name}-execution-role",
+            f"{self._name}-{purpose}-role",
             name=role_name,
             assume_role_policy=json.dumps(service_trust_policy(args.context, "sagemaker")),
-            description="SageMaker pipelines and the jobs they start, in this environment only",
+            description=description,
             opts=self._child(),
         )
         role_arn = args.context.arn("iam", f"role/{role_name}", regional=False)
-        purposes = ("datasets", "models", "pipeline")
         aws.iam.RolePolicy(
-            f"{self._name}-execution-access",
+            f"{self._name}-{purpose}-access",
             role=role.id,
-            policy=pulumi.Output.all(
-                args.data_key_arn,
-                args.repository_arn,
-                args.tracking_server_arn,
-                args.security_group_id,
-                *[args.bucket_arns[p] for p in purposes],
-                *args.subnet_ids,
-            ).apply(
-                lambda values: json.dumps(
-                    execution_policy(
-                        args.context,
-                        role_arn=role_arn,
-                        resources=JobResources(
-                            bucket_arns=dict(zip(purposes, values[4:7], strict=True)),
-                            key_arn=values[0],
-                            repository_arn=values[1],
-                            tracking_server_arn=values[2],
-                            subnet_ids=tuple(values[7:]),
-                            security_group_id=values[3],
-                        ),
-                        group_prefix=args.names.model_package_group(""),
-                        pending_only=args.settings.environment != "dev",
-                    )
-                )
-            ),
+            policy=self._job_resources().apply(lambda r: json.dumps(policy(role_arn, r))),
             opts=self._child(),
         )
         return role
+
+    def _execution_role(self) -> aws.iam.Role:
+        """The training pipelines' role: their jobs, registration, MLflow."""
+        args = self._args
+        return self._job_role(
+            "execution",
+            "pipelines",
+            "SageMaker training pipelines and the jobs they start, in this environment only",
+            lambda role_arn, resources: execution_policy(
+                args.context,
+                role_arn=role_arn,
+                resources=resources,
+                group_prefix=args.names.model_package_group(""),
+                pending_only=args.settings.environment != "dev",
+            ),
+        )
+
+    def _deployment_role(self) -> aws.iam.Role:
+        """The deployment pipelines' role: Deploy and Monitor, this environment's endpoints."""
+        args = self._args
+        return self._job_role(
+            "deployment-jobs",
+            "deployment",
+            "SageMaker deployment pipelines, their steps and the endpoints' models",
+            lambda role_arn, resources: deployment_jobs_policy(args.context, role_arn, resources),
+        )
 
     def _pipeline(
         self,
@@ -212,7 +246,7 @@ class MlPipelines(pulumi.ComponentResource):
         return pipeline.arn
 
     def _deployment_access(self, role: aws.iam.Role) -> None:
-        """The execution role also runs the deploy steps: this environment's endpoints."""
+        """The deployment role's rights on this environment's endpoints."""
         args = self._args
         aws.iam.RolePolicy(
             f"{self._name}-deployment-access",

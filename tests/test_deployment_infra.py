@@ -25,7 +25,9 @@ def _statements(recording: StackRecording, name: str) -> dict[str, Any]:
 
 def test_a_deployment_pipeline_per_deployed_model(recording: StackRecording) -> None:
     pipeline = recording.named("mlops-pipelines-digits-deployment")
-    role = recording.named("mlops-pipelines-execution-role")
+    # Its own role: Deploy and Monitor, not the training jobs' role.
+    role = recording.named("mlops-pipelines-deployment-jobs-role")
+    assert role.inputs["name"] == f"mlops-{recording.stack}-deployment"
     assert pipeline.inputs["pipelineName"] == f"mlops-{recording.stack}-digits-deployment"
     assert pipeline.inputs["roleArn"] == role.outputs["arn"]
     definition = json.loads(pipeline.inputs["pipelineDefinition"])
@@ -202,3 +204,45 @@ def test_the_approval_target_fills_the_package_from_the_event(prod: StackRecordi
     pattern = json.loads(prod.named("mlops-pipelines-digits-approved").inputs["eventPattern"])
     (group,) = pattern["detail"]["ModelPackageGroupName"]
     assert f":model-package/{group}/" in str(arn)
+
+
+def test_training_and_deployment_roles_are_apart(recording: StackRecording) -> None:
+    """Training code cannot create or update endpoints; deployments cannot train, register or
+    track; neither may rewrite the step code."""
+    from policy.mlops_rules.iam_eval import Request, allows
+
+    def statements(*names: str) -> list[Any]:
+        found: list[Any] = []
+        for name in names:
+            found += json.loads(recording.named(name).inputs["policy"])["Statement"]
+        return found
+
+    training = statements("mlops-pipelines-execution-access")
+    deployment = statements(
+        "mlops-pipelines-deployment-jobs-access", "mlops-pipelines-deployment-access"
+    )
+    region, account = recording.settings.aws.region, recording.settings.aws.account_id
+    endpoint = f"arn:aws:sagemaker:{region}:{account}:endpoint/mlops-{recording.stack}-digits"
+    for action in ("sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"):
+        assert allows(deployment, Request(action, endpoint))
+        assert not allows(training, Request(action, endpoint))
+    server = str(recording.outputs[outputs.MLFLOW_TRACKING_SERVER_ARN])
+    group = (
+        f"arn:aws:sagemaker:{region}:{account}:model-package-group/mlops-{recording.stack}-digits"
+    )
+    job = f"arn:aws:sagemaker:{region}:{account}:training-job/pipelines-x-Train"
+    pending = {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
+    for action, resource in (
+        ("sagemaker-mlflow:CreateRun", server),
+        ("sagemaker:CreateModelPackage", group),
+        ("sagemaker:CreateTrainingJob", job),
+    ):
+        assert allows(training, Request(action, resource, context=pending)), action
+        assert not allows(deployment, Request(action, resource, context=pending)), action
+    models = f"arn:aws:s3:::{recording.outputs[outputs.BUCKET_NAMES]['models']}"
+    artifact = f"{models}/digits/pipelines-x-Train/output/model.tar.gz"
+    assert allows(deployment, Request("s3:GetObject", artifact))
+    assert not allows(deployment, Request("s3:PutObject", artifact))
+    assert allows(deployment, Request("s3:PutObject", f"{models}/data-capture/digits/x.jsonl"))
+    for role in (training, deployment):
+        assert not allows(role, Request("s3:PutObject", f"{models}/code/0a1b/pipelines/x.py"))

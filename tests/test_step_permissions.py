@@ -30,7 +30,8 @@ S3_ACTIONS = {
     "head_object": "s3:GetObject",
     "put_object": "s3:PutObject",
 }
-ROLE_POLICIES = ("mlops-pipelines-execution-access", "mlops-pipelines-deployment-access")
+# The deployment role's policies: Deploy and Monitor run as it.
+ROLE_POLICIES = ("mlops-pipelines-deployment-jobs-access", "mlops-pipelines-deployment-access")
 
 
 def _actions(protocol: type, service: str) -> set[str]:
