@@ -169,6 +169,8 @@ class _Builder(JobSteps):
         context = self.context
         flags: dict[str, Any] = {
             "--endpoint-name": self.endpoint,
+            # Its model predicts the baseline's prediction column (the captured layout).
+            "--model-package-arn": self.package,
             "--baseline-data-uri": self.baseline_data,
             # The models bucket keeps objects: job definitions refer to the baseline for good.
             "--work-s3-uri": f"s3://{context.models_bucket}/monitoring/{context.model_name}/",

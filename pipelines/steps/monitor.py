@@ -6,9 +6,10 @@ derived from what it creates, so a second run with the same data and settings fi
 place and changes nothing ("unchanged").
 
 1. Baseline input: the CSVs under `baseline_data_uri` (with a header, label included) are read,
-   the label column is dropped (the endpoint receives features only, so the captured requests
-   that are compared with the baseline hold no label), and one features-only CSV is written with
-   SSE-KMS under `<work>baseline-input/<content hash>/features.csv`. The key is addressed by a
+   the label column is dropped (the endpoint receives features only), the deployed package's
+   model predicts each row, and one CSV in the captured layout (prediction first, then the
+   features; pipelines/steps/monitor_baseline.py) is written with SSE-KMS under
+   `<work>baseline-input/<content hash>/features.csv`. The key is addressed by a
    hash of the content, not by the object's ETag: the ETag of an SSE-KMS object is not an MD5 of
    its data and does not identify the content.
 2. Baselining job: a processing job with the region's `sagemaker-model-monitor-analyzer` image
@@ -60,6 +61,12 @@ from pipelines.steps.aws_calls import (
     report,
     request_from_args,
     short_hash,
+)
+from pipelines.steps.monitor_baseline import (
+    Predictor,
+    package_model_uri,
+    predictor_from_archive,
+    with_predictions,
 )
 
 logger = logging.getLogger(__name__)
@@ -135,6 +142,7 @@ class SageMakerClient(Protocol):
     def describe_monitoring_schedule(self, **kwargs: Any) -> Any: ...
     def create_monitoring_schedule(self, **kwargs: Any) -> Any: ...
     def update_monitoring_schedule(self, **kwargs: Any) -> Any: ...
+    def describe_model_package(self, **kwargs: Any) -> Any: ...
 
 
 class S3Client(Protocol):
@@ -168,6 +176,8 @@ class MonitorRequest:
     """
 
     endpoint_name: str
+    # The package the endpoint serves: its model predicts the baseline's prediction column.
+    model_package_arn: str
     baseline_data_uri: str
     work_s3_uri: str
     execution_role_arn: str
@@ -192,7 +202,7 @@ class MonitorRequest:
                 raise MonitorRequestError(name, f"must be an s3:// URI, got {value!r}")
             object.__setattr__(self, name, _prefix(value))
         check_name("endpoint_name", self.endpoint_name, MonitorRequestError)
-        for name in ("execution_role_arn", "kms_key_arn", "label_column"):
+        for name in ("model_package_arn", "execution_role_arn", "kms_key_arn", "label_column"):
             if not getattr(self, name):
                 raise MonitorRequestError(name, "must not be empty")
         if self.region not in ANALYZER_REGISTRIES:
@@ -425,9 +435,9 @@ def _csv_keys(s3: S3Client, uri: str) -> list[str]:
     return sorted(key for key in keys if key.endswith(".csv"))
 
 
-def features_csv(s3: S3Client, request: MonitorRequest) -> bytes:
-    """The CSVs under `baseline_data_uri`, concatenated in key order, without the label column,
-    as one CSV with a header."""
+def features_csv(s3: S3Client, request: MonitorRequest, predictor: Predictor) -> bytes:
+    """The CSVs under `baseline_data_uri`, concatenated in key order, without the label column
+    and with the model's prediction in front (the captured layout), as one CSV with a header."""
     import pandas as pd  # type: ignore[import-untyped]
 
     bucket, _ = _split_s3(request.baseline_data_uri)
@@ -449,14 +459,14 @@ def features_csv(s3: S3Client, request: MonitorRequest) -> bytes:
     features = pd.concat(frames, ignore_index=True)
     if features.empty or features.shape[1] == 0:
         raise _Refused(f"the CSVs under {request.baseline_data_uri} hold no feature rows")
-    text: str = features.to_csv(index=False)
+    text: str = with_predictions(features, predictor).to_csv(index=False)
     return text.encode("utf-8")
 
 
-def prepare_baseline_input(s3: S3Client, request: MonitorRequest) -> str:
-    """Writes the features-only CSV (SSE-KMS) under `<work>baseline-input/<hash>/` unless it is
+def prepare_baseline_input(s3: S3Client, request: MonitorRequest, predictor: Predictor) -> str:
+    """Writes the baseline CSV (SSE-KMS) under `<work>baseline-input/<hash>/` unless it is
     there already; returns that prefix's URI."""
-    data = features_csv(s3, request)
+    data = features_csv(s3, request, predictor)
     prefix = f"{request.work_s3_uri}baseline-input/{hashlib.sha256(data).hexdigest()[:16]}/"
     bucket, key = _split_s3(prefix + FEATURES_FILE)
     if _describe(s3.head_object, Bucket=bucket, Key=key) is None:
@@ -624,7 +634,9 @@ def put_under_monitoring(
         )
 
     try:
-        input_uri = prepare_baseline_input(s3, request)
+        model_uri = package_model_uri(sagemaker, request.model_package_arn)
+        predictor = predictor_from_archive(s3, model_uri)
+        input_uri = prepare_baseline_input(s3, request, predictor)
         baseline = run_baseline(sagemaker, request, input_uri, sleep)
         state["job"] = baseline.job_name
         state["statistics"] = baseline.uri + STATISTICS_FILE
@@ -656,6 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name in (
         "endpoint_name",
+        "model_package_arn",
         "baseline_data_uri",
         "work_s3_uri",
         "execution_role_arn",

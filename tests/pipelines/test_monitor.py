@@ -49,6 +49,8 @@ from tests.pipelines.aws_stubs import (
 from tests.pipelines.moto_server import REGION, moto_client, moto_server, moto_url  # noqa: F401
 
 ENDPOINT = "digits"
+PACKAGE = f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package/digits/3"
+MODEL_URI = "s3://mlops-models/digits/pipelines-x-Train/output/model.tar.gz"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlops-monitor"
 KMS = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 DATA_BUCKET = "mlops-data"
@@ -72,6 +74,7 @@ CLUSTER = {
 def make_request(**overrides: Any) -> MonitorRequest:
     settings: dict[str, Any] = {
         "endpoint_name": ENDPOINT,
+        "model_package_arn": PACKAGE,
         "baseline_data_uri": BASELINE_DATA,
         "work_s3_uri": WORK,
         "execution_role_arn": ROLE,
@@ -84,6 +87,19 @@ def make_request(**overrides: Any) -> MonitorRequest:
     }
     settings.update(overrides)
     return MonitorRequest(**settings)
+
+
+def always_seven(features: pd.DataFrame) -> list[int]:
+    """A stand-in for the package's model (tests/pipelines/test_monitor_baseline.py scores
+    with a real one): the prediction column's values are its answers."""
+    return [7] * len(features)
+
+
+@pytest.fixture(autouse=True)
+def package_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package's model, without a package: its URI and a predictor."""
+    monkeypatch.setattr(monitor_step, "package_model_uri", lambda sagemaker, arn: MODEL_URI)
+    monkeypatch.setattr(monitor_step, "predictor_from_archive", lambda s3, uri: always_seven)
 
 
 def _never_sleep(seconds: float) -> None:
@@ -124,7 +140,10 @@ def digits_parts(s3: Any) -> pd.DataFrame:
     put_csv(s3, "digits/validation/part-0001.csv", second)
     put_csv(s3, "digits/validation/part-0000.csv", first)
     s3.put_object(Bucket=DATA_BUCKET, Key="digits/validation/_SUCCESS", Body=b"")
-    return pd.concat([first, second], ignore_index=True).drop(columns=["label"])
+    features = pd.concat([first, second], ignore_index=True).drop(columns=["label"])
+    # The captured layout: the model's prediction first, then the features.
+    features.insert(0, "prediction", always_seven(features))
+    return features
 
 
 def read_features(s3: Any, prefix: str) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -133,10 +152,10 @@ def read_features(s3: Any, prefix: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return pd.read_csv(io.BytesIO(answer["Body"].read())), answer
 
 
-def test_baseline_input_drops_the_label_and_is_written_with_the_kms_key(aws: Recorded) -> None:
+def test_baseline_input_is_the_captured_layout_written_with_the_kms_key(aws: Recorded) -> None:
     expected = digits_parts(aws.s3)
 
-    prefix = prepare_baseline_input(aws.s3, make_request())
+    prefix = prepare_baseline_input(aws.s3, make_request(), always_seven)
 
     assert re.fullmatch(rf"{WORK}baseline-input/[0-9a-f]{{16}}/", prefix)
     features, answer = read_features(aws.s3, prefix)
@@ -162,7 +181,7 @@ def test_baseline_input_sends_the_sse_kms_headers(aws: Recorded) -> None:
 
     aws.s3.meta.events.register("before-send.s3.PutObject", capture)
 
-    prepare_baseline_input(aws.s3, make_request())
+    prepare_baseline_input(aws.s3, make_request(), always_seven)
 
     [sent] = headers
     assert sent["x-amz-server-side-encryption"] == "aws:kms"
@@ -171,10 +190,10 @@ def test_baseline_input_sends_the_sse_kms_headers(aws: Recorded) -> None:
 
 def test_the_same_data_again_writes_nothing(aws: Recorded) -> None:
     digits_parts(aws.s3)
-    first = prepare_baseline_input(aws.s3, make_request())
+    first = prepare_baseline_input(aws.s3, make_request(), always_seven)
     aws.calls.clear()
 
-    again = prepare_baseline_input(aws.s3, make_request())
+    again = prepare_baseline_input(aws.s3, make_request(), always_seven)
 
     assert again == first
     assert aws.made("PutObject") == []
@@ -259,7 +278,7 @@ def test_first_run_on_moto_baselines_defines_and_schedules(aws: Recorded) -> Non
     # The features CSV the job reads is the one prepared above.
     input_uri = job["ProcessingInputs"][0]["S3Input"]["S3Uri"]
     features, _ = read_features(aws.s3, input_uri)
-    assert list(features.columns) == ["pixel_0", "pixel_1"]
+    assert list(features.columns) == ["prediction", "pixel_0", "pixel_1"]
 
 
 # --- Stubber --------------------------------------------------------------------------------
@@ -470,7 +489,9 @@ class Stubbed:
 
 @pytest.fixture
 def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubbed]:
-    monkeypatch.setattr(monitor_step, "prepare_baseline_input", lambda s3, request: INPUT)
+    monkeypatch.setattr(
+        monitor_step, "prepare_baseline_input", lambda s3, request, predictor: INPUT
+    )
     sagemaker = stubbed_client("sagemaker")
     with Stubber(sagemaker) as sm:
         yield Stubbed(sagemaker, sm)
@@ -672,6 +693,7 @@ def test_a_request_that_cannot_work_names_its_field(
 def _argv(tmp_path: Path, *extra: str) -> list[str]:
     return [
         "--endpoint-name", ENDPOINT,
+        "--model-package-arn", PACKAGE,
         "--baseline-data-uri", BASELINE_DATA,
         "--work-s3-uri", WORK,
         "--execution-role-arn", ROLE,
