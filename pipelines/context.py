@@ -29,6 +29,7 @@ from stacks.settings import Settings
 # Step code runs from the `training` repository's image; inference reuses it for now.
 STEP_IMAGE_REPOSITORY = "training"
 INFERENCE_IMAGE_REPOSITORY = "inference"
+CPU_TAG_SUFFIX = "-cpu"
 # The ArtifactStore buckets (components.artifact_store.DATA_BUCKETS) a pipeline uses. The
 # `pipeline` bucket expires everything after `pipeline_output_expiry_days`, so inputs and model
 # artifacts, which must outlive a run, live in `datasets` and `models`.
@@ -82,6 +83,9 @@ class PipelineContext:
     model_package_group: str
     # The step image: <account>.dkr.ecr.<region>.amazonaws.com/mlops-<stack>/training:<tag>
     image_uri: str
+    # The CPU step image (pipelines/image/cpu) of the Deploy and Monitor steps: the step
+    # image's repository, tag `<image_tag>-cpu`.
+    cpu_image_uri: str
     # The inference image (pipelines/image/inference): <registry>/mlops-<stack>/inference:<tag>,
     # which registered versions name in their inference specification.
     inference_image_uri: str
@@ -160,6 +164,9 @@ def context_for_stack(
         mlflow_experiment_name=f"{names.base}-{model}",
         model_package_group=names.model_package_group(model),
         image_uri=f"{ecr_registry(aws)}/{repository}:{settings.models[model].image_tag}",
+        cpu_image_uri=(
+            f"{ecr_registry(aws)}/{repository}:{settings.models[model].image_tag}{CPU_TAG_SUFFIX}"
+        ),
         inference_image_uri=(
             f"{ecr_registry(aws)}/{names.repository(INFERENCE_IMAGE_REPOSITORY)}:"
             f"{settings.models[model].inference_image_tag}"

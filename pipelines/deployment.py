@@ -149,7 +149,7 @@ class _Builder(JobSteps):
 
         return ProcessingStep(
             name=DEPLOY,
-            step_args=self.processor("deploy", DEPLOY_INSTANCE).run(
+            step_args=self.processor("deploy", DEPLOY_INSTANCE, self.context.cpu_image_uri).run(
                 inputs=[self.code_input()],
                 outputs=[
                     self.processing_output(
@@ -190,7 +190,7 @@ class _Builder(JobSteps):
 
         return ProcessingStep(
             name=MONITOR,
-            step_args=self.processor("monitor", DEPLOY_INSTANCE).run(
+            step_args=self.processor("monitor", DEPLOY_INSTANCE, self.context.cpu_image_uri).run(
                 inputs=[self.code_input()],
                 outputs=[
                     self.processing_output(

@@ -203,9 +203,12 @@ class JobSteps:
         values = ["s3:/", context.bucket, *owner, context.pipeline_name, self.execution_id, *parts]
         return Join(on="/", values=values)
 
-    def processor(self, step: str, processing: ProcessingSettings | None = None) -> Any:
+    def processor(
+        self, step: str, processing: ProcessingSettings | None = None, image_uri: str = ""
+    ) -> Any:
         """A processing job running `pipelines.steps.<step>` on the model's processing
-        instances, or on `processing` where a step needs other ones."""
+        instances, or on `processing` where a step needs other ones; in the step image unless
+        `image_uri` names another."""
         from sagemaker.core.network import NetworkConfig  # type: ignore[import-untyped]
         from sagemaker.core.processing import Processor  # type: ignore[import-untyped]
 
@@ -213,7 +216,7 @@ class JobSteps:
         processing = processing or self.model.processing
         return Processor(
             role=context.role_arn,
-            image_uri=context.image_uri,
+            image_uri=image_uri or context.image_uri,
             # A Processor with an explicit entrypoint rather than ScriptProcessor(code=...),
             # which would give the job the one script file but not the package around it.
             entrypoint=["python3", "-m", f"{CODE_PACKAGE}.steps.{step}"],

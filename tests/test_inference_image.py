@@ -1,11 +1,14 @@
-"""The inference image (pipelines/image/inference) holds what its server imports and nothing
-else: every module pipelines/inference imports is the standard library, a package the image
+"""The CPU images hold what their code imports. The inference image (pipelines/image/inference):
+every module pipelines/inference imports is the standard library, a package the image
 installs, or pipelines/inference itself; its pins are the versions the training side runs;
-it starts the server SageMaker calls with `serve`."""
+it starts the server SageMaker calls with `serve`. The CPU step image (pipelines/image/cpu):
+everything the Deploy and Monitor steps import, transitively, and the deployment pipelines
+run those steps in it."""
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import sys
 from pathlib import Path
@@ -63,3 +66,70 @@ def test_the_image_runs_the_server_and_copies_only_the_scoring_code() -> None:
     assert "EXPOSE 8080" in dockerfile
     assert re.search(r"^USER \d+", dockerfile, flags=re.MULTILINE)  # not root
     assert "FROM nvidia/cuda" not in dockerfile  # CPU-only
+
+
+# --- the CPU step image (pipelines/image/cpu): Deploy and Monitor -----------------------------
+
+CPU_IMAGE = ROOT / "pipelines" / "image" / "cpu"
+CPU_DISTRIBUTIONS = {
+    "boto3": "boto3",
+    "botocore": "botocore",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "xgboost": "xgboost-cpu",
+}
+# Imported somewhere in the closure but never on the Deploy or Monitor path, with why.
+NOT_ON_THE_PATH = {
+    "sklearn": "pipelines.data imports it inside load_digits_frame, which neither step calls",
+    "_typeshed": "typing only",
+}
+
+
+def _closure(*modules: str) -> tuple[set[str], set[str]]:
+    """The pipelines modules the given ones import, transitively, and the third-party
+    top-level packages any of them imports."""
+    seen: set[str] = set()
+    third: set[str] = set()
+    stack = list(modules)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = ROOT / (name.replace(".", "/") + ".py")
+        if not path.is_file():
+            continue
+        for imported in _imports(path):
+            top = imported.split(".")[0]
+            if imported.startswith("pipelines"):
+                stack.append(imported)
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                third.add(top)
+    return seen, third
+
+
+def test_the_cpu_image_holds_what_deploy_and_monitor_import() -> None:
+    modules, third = _closure("pipelines.steps.deploy", "pipelines.steps.monitor")
+    assert "pipelines.inference.scoring" in modules  # Monitor scores its baseline
+    installed = _pins(CPU_IMAGE / "requirements.txt")
+    for package in sorted(third - set(NOT_ON_THE_PATH)):
+        assert CPU_DISTRIBUTIONS.get(package) in installed, package
+    local = _pins(ROOT / "requirements.txt")
+    for distribution, version in installed.items():
+        assert local[distribution] == version, distribution
+
+
+def test_the_deployment_steps_run_in_the_cpu_image() -> None:
+    from tests.conftest import recorded
+
+    stack = recorded("prod")
+    (pipeline,) = [
+        p
+        for p in stack.of_type("aws:sagemaker/pipeline:Pipeline")
+        if p.inputs["pipelineName"].endswith("-deployment")
+    ]
+    steps = json.loads(pipeline.inputs["pipelineDefinition"])["Steps"]
+    images = {s["Name"]: s["Arguments"]["AppSpecification"]["ImageUri"] for s in steps}
+    assert set(images) == {"Deploy", "Monitor"}
+    assert all(uri.endswith(":2026.11.1-cpu") for uri in images.values()), images
+    assert "FROM nvidia/cuda" not in (CPU_IMAGE / "Dockerfile").read_text()

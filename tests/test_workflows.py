@@ -326,35 +326,46 @@ def _step_image(tmp_path: Path, repository: str, image: str, phase: str) -> tupl
 
 
 @pytest.fixture(scope="module")
-def dev_image_uris() -> tuple[str, str]:
+def dev_image_uris() -> tuple[str, str, str]:
     settings = load_stack_settings("dev")
     contexts = [context_for_stack("dev", m, settings=settings) for m in settings.models]
-    ((step, inference),) = {(c.image_uri, c.inference_image_uri) for c in contexts}
-    return step, inference
+    ((step, inference, cpu),) = {
+        (c.image_uri, c.inference_image_uri, c.cpu_image_uri) for c in contexts
+    }
+    return step, inference, cpu
 
 
 @pytest.mark.skipif(not (ROOT / ".venv/bin/python").exists(), reason="the script runs .venv")
 def test_step_image_builds_and_pushes_missing_tags_to_the_pipelines_uris(
-    tmp_path: Path, dev_image_uris: tuple[str, str]
+    tmp_path: Path, dev_image_uris: tuple[str, str, str]
 ) -> None:
-    step, inference = dev_image_uris
+    step, inference, cpu = dev_image_uris
     code, calls = _step_image(tmp_path, "found", "missing", "before-up")
     assert code == 0
     registry = step.split("/")[0]
     docker = [c for c in calls if c.startswith("docker ")]
     builds = [c for c in docker if c.startswith("docker build")]
     assert all(b.startswith("docker build --pull --platform linux/amd64") for b in builds)
-    # The inference image bakes the scoring code in: its context is pipelines/.
-    assert builds[0].endswith(" -f pipelines/image/inference/Dockerfile pipelines")
-    assert builds[1].endswith(" pipelines/image")
-    assert [c for c in docker if not c.startswith("docker build")] == [
-        f"docker login --username AWS --password-stdin {registry}",
+    # cpu (the deployment steps'), inference (the scoring code baked in: context
+    # pipelines/), then the step image.
+    assert builds[0].endswith(" pipelines/image/cpu")
+    assert builds[1].endswith(" -f pipelines/image/inference/Dockerfile pipelines")
+    assert builds[2].endswith(" pipelines/image")
+    pushes = [c for c in docker if not c.startswith(("docker build", "docker login"))]
+    assert pushes == [
+        f"docker tag cpu-image:build {cpu}",
+        f"docker push {cpu}",
         f"docker tag inference-image:build {inference}",
         f"docker push {inference}",
-        f"docker login --username AWS --password-stdin {registry}",
         f"docker tag step-image:build {step}",
         f"docker push {step}",
     ]
+    assert all(
+        c == f"docker login --username AWS --password-stdin {registry}"
+        for c in docker
+        if c.startswith("docker login")
+    )
+    assert cpu == f"{step}-cpu"  # the step image's repository, its tag with -cpu
 
 
 @pytest.mark.skipif(not (ROOT / ".venv/bin/python").exists(), reason="the script runs .venv")

@@ -5,7 +5,9 @@
 #              `training` repository (context_for_stack(...).image_uri)
 #   inference  pipelines/image/inference/Dockerfile (context pipelines/, the scoring code is
 #              baked in): models.<name>.inference_image_tag, the `inference` repository
-#              (context_for_stack(...).inference_image_uri) The repositories have immutable tags (SECURITY.md A3): a tag is built and pushed once,
+#              (context_for_stack(...).inference_image_uri)
+#   cpu        pipelines/image/cpu (the Deploy and Monitor steps of deployed models):
+#              `<image_tag>-cpu` in the `training` repository (...cpu_image_uri) The repositories have immutable tags (SECURITY.md A3): a tag is built and pushed once,
 # and a changed image needs a new tag in the stack file. The step code is not in the image:
 # `pulumi up` uploads it to S3 under its content hash (components/step_code.py).
 #
@@ -31,6 +33,8 @@ found = set()
 for model in settings.models:
     context = context_for_stack(stack, model, settings=settings)
     found |= {("step", context.image_uri), ("inference", context.inference_image_uri)}
+    if settings.models[model].deployment is not None:
+        found.add(("cpu", context.cpu_image_uri))
 for kind, uri in sorted(found):
     print(kind, uri)
 PY
@@ -60,11 +64,11 @@ build() {
     --label "org.opencontainers.image.source=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY"
     --label "org.opencontainers.image.revision=$GITHUB_SHA")
   # SageMaker's GPU and CPU instances run x86_64 images.
-  if [ "$kind" = inference ]; then
-    docker build "${args[@]}" -f pipelines/image/inference/Dockerfile pipelines
-  else
-    docker build "${args[@]}" pipelines/image
-  fi
+  case "$kind" in
+    inference) docker build "${args[@]}" -f pipelines/image/inference/Dockerfile pipelines ;;
+    cpu) docker build "${args[@]}" pipelines/image/cpu ;;
+    *) docker build "${args[@]}" pipelines/image ;;
+  esac
   built="$built $kind"
 }
 
