@@ -68,6 +68,7 @@ def _definition(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace, console: Console) -> int:
+    from pipelines.home_lock import HomeBusy, locked_home
     from pipelines.local import GateFailed, run_training
     from pipelines.mlflow_server import MlflowServerError, running_server
     from pipelines.steps.preprocess import DataValidationError
@@ -81,13 +82,13 @@ def _run_local(args: argparse.Namespace, console: Console) -> int:
     home: Path = args.home
     console.print(f"MLflow server on 127.0.0.1:{args.port} (data in {home / 'mlflow'}) ...")
     try:
-        with running_server(home / "mlflow", args.port) as server:
+        with locked_home(home), running_server(home / "mlflow", args.port) as server:
             console.print(f"[green]✓[/] MLflow     {server.url}")
             result = run_training(
                 name, model, server.url, home / "runs", console, threshold=args.threshold
             )
             _summary(console, name, result, server.url)
-    except MlflowServerError as exc:
+    except (MlflowServerError, HomeBusy) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     except (GateFailed, DataValidationError) as exc:
@@ -97,6 +98,7 @@ def _run_local(args: argparse.Namespace, console: Console) -> int:
 
 
 def _serve_local(args: argparse.Namespace, console: Console) -> int:
+    from pipelines.home_lock import HomeBusy, locked_home
     from pipelines.mlflow_server import MlflowServerError, running_server
     from pipelines.serve_local import (
         NoChampion,
@@ -110,13 +112,17 @@ def _serve_local(args: argparse.Namespace, console: Console) -> int:
     home: Path = args.home
     console.print(f"MLflow server on 127.0.0.1:{args.port} (data in {home / 'mlflow'}) ...")
     try:
-        with interrupt_on_sigterm(), running_server(home / "mlflow", args.port) as server:
+        with (
+            interrupt_on_sigterm(),
+            locked_home(home),
+            running_server(home / "mlflow", args.port) as server,
+        ):
             console.print(f"[green]✓[/] MLflow     {server.url}")
             serve_and_ask(args.model, server.url, console, args.rows, home / "scoring-server.log")
     except NoChampion as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    except (MlflowServerError, ScoringServerError) as exc:
+    except (MlflowServerError, ScoringServerError, HomeBusy) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     except KeyboardInterrupt:

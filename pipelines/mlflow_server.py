@@ -3,6 +3,12 @@
 sqlite backend and artifacts under a home directory, job execution off, started in its own
 process group and always stopped by group: `mlflow server` forks uvicorn workers, and killing
 only the parent would leave them holding the port.
+
+A server that answers `/health` is not trusted for being there: the port is checked free
+before the start, but another run may take it in between, and its server answers just as
+well. So once the port answers, the process listening on it must be in this server's own
+process group; otherwise the start fails naming the port and the process that holds it, and
+nothing of this run reaches the other server's store.
 """
 
 from __future__ import annotations
@@ -52,6 +58,41 @@ def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def port_holder(port: int, host: str = HOST) -> int | None:
+    """The pid of the process listening on host:port, or None when it cannot be told (no
+    listener, or one of another user's)."""
+    import psutil  # type: ignore[import-untyped]
+
+    for connection in psutil.net_connections(kind="tcp"):
+        address = connection.laddr
+        if (
+            connection.status == psutil.CONN_LISTEN
+            and address
+            and address.port == port
+            and address.ip in (host, "0.0.0.0", "::")  # noqa: S104 - comparing, not binding
+        ):
+            return int(connection.pid) if connection.pid is not None else None
+    return None
+
+
+def _in_group(pid: int, group: int) -> bool:
+    try:
+        return os.getpgid(pid) == group
+    except OSError:
+        return False
+
+
+def _describe(pid: int | None) -> str:
+    if pid is None:
+        return "a process this user cannot see"
+    import psutil
+
+    try:
+        return f"pid {pid}, {' '.join(psutil.Process(pid).cmdline())[:120]}"
+    except psutil.Error:
+        return f"pid {pid}"
 
 
 @dataclass
@@ -111,6 +152,13 @@ class MlflowServer:
             raise MlflowServerError(
                 f"MLflow server did not answer {self.url}/health within"
                 f" {self.start_timeout:.0f} s:\n{self._log_tail()}"
+            )
+        holder = port_holder(self.port, self.host)
+        if holder is None or not _in_group(holder, process.pid):
+            raise MlflowServerError(
+                f"port {self.port} on {self.host} answers, but the process listening there "
+                f"({_describe(holder)}) is not the MLflow server this run started; another "
+                "run or server took the port: stop it or pass --port"
             )
 
     def _healthy(self) -> bool:

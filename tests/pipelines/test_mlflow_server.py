@@ -98,3 +98,53 @@ def test_unusable_home_is_a_clear_error(tmp_path: Path) -> None:
     home.write_text("not a directory")
     with pytest.raises(MlflowServerError, match=r"cannot use .*a-file for MLflow data"):
         MlflowServer(home=home, port=free_port()).start()
+
+
+_HEALTHY = (
+    "import http.server, sys\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        self.send_response(200)\n"
+    "        self.end_headers()\n"
+    "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
+)
+
+
+def test_a_server_that_is_not_ours_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run took the port between the free-port check and our server's start: it
+    answers /health, but this run must not send it anything."""
+    import subprocess
+    import time
+
+    from pipelines import mlflow_server as module
+
+    port = free_port()
+    other = subprocess.Popen([sys.executable, "-c", _HEALTHY, str(port)])
+    try:
+        deadline = time.monotonic() + 20
+        while module.port_holder(port) != other.pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert module.port_holder(port) == other.pid
+        # Our "server" never binds: the one answering is the other process.
+        monkeypatch.setattr(module, "port_is_free", lambda port, host="127.0.0.1": True)
+        _fake(monkeypatch, "import time; time.sleep(60)")
+        server = MlflowServer(home=tmp_path, port=port, start_timeout=20)
+        with pytest.raises(MlflowServerError) as refused:
+            server.start()
+        message = str(refused.value)
+        assert f"port {port} on 127.0.0.1 answers" in message
+        assert f"pid {other.pid}" in message
+        assert "is not the MLflow server this run started" in message
+        assert server.pid is None  # ours was stopped
+    finally:
+        other.terminate()
+        other.wait(timeout=10)
+
+
+def test_our_own_server_holds_its_port(mlflow_server: MlflowServer) -> None:
+    from pipelines.mlflow_server import port_holder
+
+    holder = port_holder(mlflow_server.port)
+    assert holder is not None and os.getpgid(holder) == mlflow_server.pid
