@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -34,6 +35,12 @@ class SettingsError(Exception):
 
 
 def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
+    """The stack file of a stack name; a path given where a name belongs is refused, with
+    the name it points at."""
+    if "/" in stack or stack.endswith((".yaml", ".yml")):
+        match = re.fullmatch(r"Pulumi\.(.+)\.ya?ml", Path(stack).name)
+        hint = f"; name the stack: {match.group(1)}" if match else ""
+        raise SettingsError(f"{stack!r} is a path, not a stack name{hint}")
     return stacks_dir / f"Pulumi.{stack}.yaml"
 
 
@@ -53,6 +60,24 @@ def committed_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
     return sorted(name for name in names if "-" not in name)
 
 
+class DuplicateKey(ValueError):
+    """A mapping names a key twice; YAML keeps the last silently, Pulumi's parser refuses."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping, naming both lines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKey(f"key {key!r} appears twice, on lines {seen[key]} and {line}")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_stack_config(path: Path) -> dict[str, Any]:
     """The `config:` mapping of a stack file, as YAML gives it."""
     if not path.is_file():
@@ -63,7 +88,9 @@ def read_stack_config(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise SettingsError(f"{shown(path)}: not UTF-8 text: {exc}") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except DuplicateKey as exc:
+        raise SettingsError(f"{shown(path)}: {exc} (Pulumi refuses duplicate keys)") from None
     except RecursionError:
         raise SettingsError(f"{shown(path)}: not valid YAML: nested too deeply") from None
     except Exception as exc:

@@ -268,6 +268,11 @@ class TrainingSettings(StrictModel):
             raise InvalidKeys([("cluster", "is required when backend is 'cluster' (the team)")])
         if self.backend == "sagemaker" and self.cluster is not None:
             raise InvalidKeys([("cluster", "is only used when backend is 'cluster'")])
+        from pipelines.hyperparameters import unknown_hyperparameters
+
+        misspelt = unknown_hyperparameters(list(self.hyperparameters))
+        if misspelt:
+            raise InvalidKeys([("hyperparameters", "; ".join(misspelt))])
         if self.backend == "sagemaker" and self.instance_count != 1:
             raise InvalidKeys(
                 [

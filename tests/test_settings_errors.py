@@ -673,6 +673,13 @@ BAD_INPUTS: list[tuple[str, str, Mutation, str, tuple[str, ...]]] = [
         ("server 2.16.2 and the jobs' client mlflow 3.", "differ in major version"),
     ),
     (
+        "hyperparameter-misspelt",
+        "dev",
+        put(P + "models", "digits", "training", "hyperparameters", value={"max_depht": 4}),
+        P + "models.digits.training.hyperparameters",
+        ("'max_depht' is not a hyperparameter", "(did you mean 'max_depth'?)"),
+    ),
+    (
         "network-json-text-that-is-not-json",
         "test",
         put(P + "network", value="{cidr: 10.0.0.0/16"),
@@ -954,4 +961,61 @@ def test_stack_file_config_goes_through_the_same_checks(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{path}: invalid settings:\n"
         f"  - {P}network.cidr: prefix /24 is outside /16../22 (got '192.168.0.0/24')"
+    )
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    """YAML would keep the second silently; Pulumi's parser refuses the file."""
+    text = stack_file("dev").read_text()
+    doubled = text.replace(
+        "  mlops-platform:owner:",
+        "  mlops-platform:owner: someone-else\n  mlops-platform:owner:",
+        1,
+    )
+    assert doubled != text
+    path = write_stack(tmp_path, "dev", doubled)
+    line = doubled.splitlines().index("  mlops-platform:owner: someone-else") + 1
+    with pytest.raises(SettingsError) as caught:
+        load_stack_settings("dev", stacks_dir=tmp_path)
+    assert str(caught.value) == (
+        f"{path}: key 'mlops-platform:owner' appears twice, on lines {line} and {line + 1} "
+        "(Pulumi refuses duplicate keys)"
+    )
+
+
+def test_a_nested_key_given_twice_is_refused(tmp_path: Path) -> None:
+    text = stack_file("prod").read_text()
+    doubled = text.replace("      size: Medium\n", "      size: Medium\n      size: Large\n", 1)
+    assert doubled != text
+    write_stack(tmp_path, "prod", doubled)
+    with pytest.raises(SettingsError, match=r"key 'size' appears twice, on lines \d+ and \d+"):
+        load_stack_settings("prod", stacks_dir=tmp_path)
+
+
+def test_the_trainers_own_defaults_are_known_hyperparameters() -> None:
+    from pipelines.hyperparameters import KNOWN
+    from pipelines.steps.train import DEFAULT_HYPERPARAMETERS, INT_KEYS
+
+    assert set(DEFAULT_HYPERPARAMETERS) | INT_KEYS <= KNOWN
+
+
+def test_a_path_where_a_stack_name_belongs_is_named() -> None:
+    for given, hint in (
+        ("stacks/Pulumi.dev.yaml", "; name the stack: dev"),
+        ("Pulumi.prod.yaml", "; name the stack: prod"),
+        ("../elsewhere/config.yaml", ""),
+    ):
+        with pytest.raises(SettingsError) as caught:
+            stack_file(given)
+        assert str(caught.value) == f"{given!r} is a path, not a stack name{hint}"
+
+
+def test_plan_of_a_path_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from stacks.__main__ import main as stacks_main
+
+    assert stacks_main(["plan", "stacks/Pulumi.dev.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == "error: 'stacks/Pulumi.dev.yaml' is a path, not a stack name; name the stack: dev"
     )

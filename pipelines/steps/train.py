@@ -46,6 +46,7 @@ from pipelines.environment_variables import (
     SM_MODEL_DIR,
     SM_OUTPUT_DATA_DIR,
 )
+from pipelines.hyperparameters import LOOP_KEYS
 from pipelines.steps.tracking import step_run
 
 logger = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = MappingProxyType(
         "seed": 0,
     }
 )
-#: Hyperparameters that steer the training loop rather than the booster.
-LOOP_KEYS = frozenset({"num_boost_round", "early_stopping_rounds", "checkpoint_interval"})
 #: Hyperparameters that must be whole numbers (SageMaker may send "200" or "200.0").
 INT_KEYS = LOOP_KEYS | {"max_depth", "num_class", "seed", "max_bin", "nthread"}
 #: Names SageMaker or its SDK add to the hyperparameters for their own use.
