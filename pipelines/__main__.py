@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.signals import Stopped, signals_as_interrupts
 from stacks.loader import SettingsError, committed_stacks, load_stack_settings
 from stacks.settings import ModelSettings
 
@@ -103,7 +104,6 @@ def _serve_local(args: argparse.Namespace, console: Console) -> int:
     from pipelines.serve_local import (
         NoChampion,
         ScoringServerError,
-        interrupt_on_sigterm,
         serve_and_ask,
     )
 
@@ -112,11 +112,7 @@ def _serve_local(args: argparse.Namespace, console: Console) -> int:
     home: Path = args.home
     console.print(f"MLflow server on 127.0.0.1:{args.port} (data in {home / 'mlflow'}) ...")
     try:
-        with (
-            interrupt_on_sigterm(),
-            locked_home(home),
-            running_server(home / "mlflow", args.port) as server,
-        ):
+        with locked_home(home), running_server(home / "mlflow", args.port) as server:
             console.print(f"[green]✓[/] MLflow     {server.url}")
             serve_and_ask(args.model, server.url, console, args.rows, home / "scoring-server.log")
     except NoChampion as exc:
@@ -125,9 +121,6 @@ def _serve_local(args: argparse.Namespace, console: Console) -> int:
     except (MlflowServerError, ScoringServerError, HomeBusy) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted; the scoring server and the MLflow server were stopped\n")
-        return 130
     console.print(f"[green]✓[/] {'Stopped':<10} MLflow server")
     return 0
 
@@ -171,16 +164,22 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console()
     try:
-        if args.command == "definition":
-            return _definition(args)
-        if args.command == "serve-local":
-            return _serve_local(args, console)
-        return _run_local(args, console)
+        with signals_as_interrupts():
+            if args.command == "definition":
+                return _definition(args)
+            if args.command == "serve-local":
+                return _serve_local(args, console)
+            return _run_local(args, console)
     except (UsageError, SettingsError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    except Stopped as stopped:
+        sys.stderr.write(
+            f"stopped by {stopped}; the servers were stopped and open runs marked failed\n"
+        )
+        return stopped.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted; the MLflow server was stopped\n")
+        sys.stderr.write("interrupted; the servers were stopped and open runs marked failed\n")
         return 130
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -255,21 +253,6 @@ def serve_champion(
             yield ServedModel(champion.model, champion.version, server.url, server.pid)
         finally:
             server.stop()
-
-
-@contextlib.contextmanager
-def interrupt_on_sigterm() -> Iterator[None]:
-    """`kill` (SIGTERM) ends Python without running `finally` blocks, which would leave the
-    servers running; raise KeyboardInterrupt instead, so they stop as on Ctrl-C."""
-
-    def _interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # --- requests -------------------------------------------------------------------------------
