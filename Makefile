@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.8
 
-.PHONY: test lint typecheck unit demo bench lock clean
+.PHONY: test lint typecheck unit demo bench lock clean clean-local ui
 
 # Reinstall only when a requirements file changes. uv installs the pinned set in seconds;
 # bytecode is compiled at install so imports stay fast where PYTHONDONTWRITEBYTECODE is set.
@@ -47,11 +47,20 @@ unit: $(STAMP) $(POLICY_STAMP) $(CHECKOV_STAMP)
 
 # The embedded default: the offline plan of the dev stack, the training pipeline run locally
 # against a real MLflow server on 127.0.0.1 (data kept in .local/ between runs), then the
-# champion served on 127.0.0.1 and asked a few digits.
+# champion served on 127.0.0.1 and asked a few digits. `make demo PORT=5001` where 5000 is taken.
+PORT ?= 5000
 demo: $(STAMP)
 	$(BIN)/python -m stacks plan dev
-	$(BIN)/python -m pipelines run-local training
-	$(BIN)/python -m pipelines serve-local digits
+	$(BIN)/python -m pipelines run-local training --port $(PORT)
+	$(BIN)/python -m pipelines serve-local digits --port $(PORT)
+
+# The local MLflow UI over what the demo left in .local/, until Ctrl-C.
+ui: $(STAMP)
+	$(BIN)/python -m pipelines ui --port $(PORT)
+
+# Start the local runs afresh: the MLflow store, the runs and the cache under .local/.
+clean-local:
+	rm -rf .local
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/program_eval.py

@@ -125,6 +125,26 @@ def _serve_local(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace, console: Console) -> int:
+    """The MLflow UI over the local store, on 127.0.0.1, until Ctrl-C (or SIGTERM/SIGHUP)."""
+    import time
+
+    from pipelines.home_lock import HomeBusy, locked_home
+    from pipelines.mlflow_server import MlflowServerError, running_server
+
+    home: Path = args.home
+    try:
+        with locked_home(home), running_server(home / "mlflow", args.port) as server:
+            console.print(
+                f"[green]✓[/] MLflow UI  {server.url} (data in {home / 'mlflow'}); Ctrl-C stops it"
+            )
+            while True:
+                time.sleep(3600)
+    except (MlflowServerError, HomeBusy) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+
+
 def _summary(console: Console, model_name: str, result: LocalRunResult, url: str) -> None:
     from pipelines.local import pipeline_runs
 
@@ -137,7 +157,9 @@ def _summary(console: Console, model_name: str, result: LocalRunResult, url: str
     promoted = " (this run)" if result.promoted else " (kept: this run did not beat it)"
     table.add_row("champion", f"version {result.champion_version}{promoted}")
     table.add_row("pipeline runs tracked", str(len(pipeline_runs(url))))
-    table.add_row("MLflow UI", url)
+    port = url.rsplit(":", 1)[-1]
+    # The run's server stops with the run; this command serves the same store again.
+    table.add_row("MLflow UI", f"{url} (after this run: python -m pipelines ui --port {port})")
     console.print(table)
 
 
@@ -160,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_local.add_argument("--port", type=int, default=5000, help="MLflow server port")
     serve_local.add_argument("--home", type=Path, default=LOCAL_HOME, help="local data folder")
     serve_local.add_argument("--rows", type=int, default=5, help="held-out digits to send")
+    ui = commands.add_parser("ui", help="serve the local MLflow store's UI until Ctrl-C")
+    ui.add_argument("--port", type=int, default=5000, help="MLflow server port")
+    ui.add_argument("--home", type=Path, default=LOCAL_HOME, help="local data folder")
     args = parser.parse_args(argv)
 
     console = Console()
@@ -169,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _definition(args)
             if args.command == "serve-local":
                 return _serve_local(args, console)
+            if args.command == "ui":
+                return _ui(args, console)
             return _run_local(args, console)
     except (UsageError, SettingsError) as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -38,8 +38,28 @@ START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 
+STORE_FILE = "mlflow.db"
+RESET_HINT = "pass another --home, or `make clean-local` to start afresh (it deletes .local/)"
+
+
 class MlflowServerError(RuntimeError):
     """The server could not start (busy port, bad home, crashed); the message says why."""
+
+
+def check_store(path: Path) -> None:
+    """A store that exists must be a sound sqlite database: MLflow would otherwise fail deep
+    inside its migrations, or start over it. Opened read-only, so nothing is ever written."""
+    import sqlite3
+
+    if not path.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as exc:
+        verdict = str(exc)
+    if verdict != "ok":
+        raise MlflowServerError(f"{path} is not a usable MLflow store ({verdict}); {RESET_HINT}")
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -114,7 +134,7 @@ class MlflowServer:
     def command(self) -> list[str]:
         return [
             sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
+            "--backend-store-uri", f"sqlite:///{self.home / STORE_FILE}",
             "--artifacts-destination", str(self.home / "artifacts"),
             "--host", self.host,
             "--port", str(self.port),
@@ -133,6 +153,7 @@ class MlflowServer:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise MlflowServerError(f"cannot use {self.home} for MLflow data: {exc}") from None
+        check_store(self.home / STORE_FILE)
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         process = self._process = start_in_group(self.command(), self.log_path, env)
         try:
