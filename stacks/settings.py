@@ -551,6 +551,7 @@ class Settings(StrictModel):
                     )
                 )
             problems.extend(_schedule_parameters(self.environment, name, model))
+            problems.extend(_feature_spec_problems(name))
         if self.environment != "dev" and self.policy.advisory_rules:
             problems.append(
                 (
@@ -589,6 +590,24 @@ class Settings(StrictModel):
         if problems:
             raise InvalidKeys(problems)
         return self
+
+
+def _feature_spec_problems(name: str) -> list[tuple[str, str]]:
+    """A model needs its feature spec: the feature group, Preprocess's ingestion and the
+    data loader are built from it (README, "Adding a model")."""
+    from pipelines.features import FEATURE_SPECS
+
+    if name in FEATURE_SPECS:
+        return []
+    known = ", ".join(sorted(FEATURE_SPECS))
+    return [
+        (
+            f"models.{name}",
+            f"has no feature spec in pipelines/features.py (FEATURE_SPECS has: {known}); add "
+            "one for its columns, types, label and record id before adding the model "
+            '(README, "Adding a model")',
+        )
+    ]
 
 
 def _schedule_parameters(

@@ -680,6 +680,21 @@ BAD_INPUTS: list[tuple[str, str, Mutation, str, tuple[str, ...]]] = [
         ("'max_depht' is not a hyperparameter", "(did you mean 'max_depth'?)"),
     ),
     (
+        "model-without-a-feature-spec",
+        "dev",
+        put(
+            P + "models",
+            "churn",
+            value={
+                "image_tag": "1",
+                "inference_image_tag": "1",
+                "quality_gate": {"threshold": 0.8},
+            },
+        ),
+        P + "models.churn",
+        ("has no feature spec in pipelines/features.py (FEATURE_SPECS has: digits)",),
+    ),
+    (
         "network-json-text-that-is-not-json",
         "test",
         put(P + "network", value="{cidr: 10.0.0.0/16"),
