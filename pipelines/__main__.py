@@ -47,6 +47,13 @@ def _model(env: str, pipeline: str, model: str | None) -> tuple[str, ModelSettin
             else settings.pipeline == pipeline
         )
     }
+    everything = load_stack_settings(env).models
+    if model is not None and model in everything and model not in models:
+        # In the stack, but not this pipeline's: say why, not "not in stack".
+        raise UsageError(
+            f"--model {model!r}: has no deployment settings in stack {env!r} "
+            f"(models.{model}.deployment), so it has no deployment pipeline"
+        )
     if not models:
         raise UsageError(f"stack {env!r} has no model that the {pipeline!r} pipeline handles")
     if model is None:
@@ -80,6 +87,9 @@ def _run_local(args: argparse.Namespace, console: Console) -> int:
             "runs in SageMaker (`make demo` serves the local champion instead)"
         )
     name, model = _model(args.env, args.pipeline, args.model)
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        metric = model.quality_gate.metric
+        raise UsageError(f"--threshold {args.threshold}: {metric} lies in [0, 1]")
     home: Path = args.home
     console.print(f"MLflow server on 127.0.0.1:{args.port} (data in {home / 'mlflow'}) ...")
     try:

@@ -53,11 +53,22 @@ def read_csv_dir(directory: Path) -> pd.DataFrame:
 
     Why a directory and not a file: a SageMaker channel or processing input is a directory that
     may hold one file or many parts of one export, under names the step does not choose.
-    Raises FileNotFoundError when there is no CSV at all.
+    Raises FileNotFoundError when there is no CSV at all, EmptyCsv naming a file with no
+    header.
     """
     import pandas as pd
 
     files = sorted(path for path in directory.rglob("*.csv") if path.is_file())
     if not files:
         raise FileNotFoundError(f"no CSV files in {directory}")
-    return pd.concat([pd.read_csv(path) for path in files], ignore_index=True)
+    frames = []
+    for path in files:
+        try:
+            frames.append(pd.read_csv(path))
+        except pd.errors.EmptyDataError:
+            raise EmptyCsv(f"{path} is empty: no header, no rows") from None
+    return pd.concat(frames, ignore_index=True)
+
+
+class EmptyCsv(ValueError):
+    """A CSV file with nothing in it (not even a header)."""

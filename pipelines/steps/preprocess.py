@@ -23,7 +23,7 @@ import mlflow
 import pandas as pd  # type: ignore[import-untyped]
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
-from pipelines.data import FEATURES, LABEL, read_csv_dir
+from pipelines.data import FEATURES, LABEL, EmptyCsv, read_csv_dir
 from pipelines.environment_variables import MLOPS_MODEL_NAME
 from pipelines.features import FEATURE_SPECS
 from pipelines.steps.feature_ingest import ingest_frame
@@ -286,7 +286,7 @@ def run(
     with step_run("preprocess", {**params, "seed": seed}) as active:
         try:
             frame = read_csv_dir(input_dir)
-        except FileNotFoundError as error:
+        except (FileNotFoundError, EmptyCsv) as error:
             raise DataValidationError([str(error)]) from error
         checks = data_checks(frame)
         if active is not None:
@@ -338,7 +338,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_FAILURE_FILE,
         help="where the reason of a validation failure is written (SageMaker's ExitMessage)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for flag, value in (
+        ("--test-fraction", args.test_fraction),
+        ("--validation-fraction", args.validation_fraction),
+    ):
+        if not 0 < value < 1:
+            parser.error(f"argument {flag}: {value} is not in (0, 1)")
+    if args.test_fraction + args.validation_fraction >= 1:
+        parser.error(
+            "arguments --test-fraction and --validation-fraction: their sum "
+            f"({args.test_fraction + args.validation_fraction}) leaves no training rows"
+        )
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

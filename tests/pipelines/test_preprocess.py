@@ -232,3 +232,47 @@ def test_run_keeps_every_valid_row_as_feature_records(tmp_path: Path) -> None:
     assert len(features) == sum(sizes.values()) == len(load_digits_frame())
     assert {"record_id", "event_time", *FEATURES, LABEL} == set(features.columns)
     assert features["record_id"].is_unique
+
+
+def test_an_empty_csv_is_a_one_line_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "data.csv").write_text("")
+    failure = tmp_path / "failure"
+    code = preprocess.main(
+        [
+            "--input-dir",
+            str(raw),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--failure-file",
+            str(failure),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == f"data validation failed: {raw / 'data.csv'} is empty: no header, no rows\n"
+    assert failure.read_text().startswith("data validation failed:")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--test-fraction", "1.5"], "argument --test-fraction: 1.5 is not in (0, 1)"),
+        (["--validation-fraction", "0"], "argument --validation-fraction: 0.0 is not in (0, 1)"),
+        (
+            ["--test-fraction", "0.6", "--validation-fraction", "0.5"],
+            "their sum (1.1) leaves no training rows",
+        ),
+    ],
+)
+def test_fractions_outside_their_range_name_the_flag(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        preprocess.main(flags)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
