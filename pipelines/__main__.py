@@ -71,7 +71,12 @@ def _definition(args: argparse.Namespace) -> int:
     build = (
         deployment.definition_json if args.pipeline == "deployment" else training.definition_json
     )
-    sys.stdout.write(build(context_for_stack(args.env, name), model) + "\n")
+    text = build(context_for_stack(args.env, name), model)
+    if args.pretty:
+        import json
+
+        text = json.dumps(json.loads(text), indent=2)
+    sys.stdout.write(text + "\n")
     return 0
 
 
@@ -182,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("pipeline", help=f"pipeline ({', '.join(PIPELINES)})")
         command.add_argument("--env", default="dev", help="stack whose settings to use")
         command.add_argument("--model", help="model in that stack (default: the first)")
+    definition.add_argument(
+        "--pretty", action="store_true", help="indent the JSON (CreatePipeline takes it as is)"
+    )
     run_local.add_argument("--port", type=int, default=5000, help="MLflow server port")
     run_local.add_argument("--home", type=Path, default=LOCAL_HOME, help="local data folder")
     run_local.add_argument("--threshold", type=float, help="override the quality threshold")

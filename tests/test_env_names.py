@@ -172,9 +172,19 @@ def test_a_longer_region_lowers_the_longest_name() -> None:
     assert all("ap-southeast-2" in p and "limit of 63" in p for p in problems)
 
 
-def test_a_long_model_name_lowers_the_longest_name_through_the_feature_group_limit() -> None:
+def _with_spec(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    """A feature spec for `model` (settings refuse a model without one)."""
+    from pipelines.features import FEATURE_SPECS
+
+    monkeypatch.setitem(FEATURE_SPECS, model, FEATURE_SPECS["digits"])
+
+
+def test_a_long_model_name_lowers_the_longest_name_through_the_feature_group_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     config = stack_config("dev")
     model = "m" * 31  # ModelName's maximum
+    _with_spec(monkeypatch, model)
     config[f"{P}models"] = {model: config[f"{P}models"]["digits"]}
     settings = settings_from_config(config, source=SOURCE)
     longest = longest_name("dev", settings)
@@ -206,9 +216,10 @@ def test_a_team_role_longer_than_the_bucket_names_lowers_the_longest_name() -> N
     assert [p.split(" '")[0] for p in problems] == ["IAM role name"]
 
 
-def test_longest_name_is_zero_when_no_name_fits() -> None:
+def test_longest_name_is_zero_when_no_name_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     config = stack_config("dev")
     model = "m" * 31
+    _with_spec(monkeypatch, model)
     config[f"{P}models"] = {model: config[f"{P}models"]["digits"]}
     settings = settings_from_config(config, source=SOURCE)
     # A base so long that even a one-letter name breaks the feature group limit.

@@ -35,3 +35,16 @@ def test_a_model_without_deployment_settings_says_so(
         "(models.digits.deployment), so it has no deployment pipeline\n"
     )
     assert "Traceback" not in err
+
+
+def test_definition_pretty_prints_the_same_json_indented(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    assert main(["definition", "training"]) == 0
+    compact = capsys.readouterr().out
+    assert main(["definition", "training", "--pretty"]) == 0
+    pretty = capsys.readouterr().out
+    assert json.loads(pretty) == json.loads(compact)
+    assert pretty.count("\n") > 50 and compact.count("\n") == 1

@@ -138,3 +138,15 @@ def test_main_takes_every_path_from_flags(workdir: Path, tmp_path: Path) -> None
     assert evaluate.main([*args, "--output-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "evaluation.json").read_text())
     assert metric_value(report, "accuracy") > 0.9
+
+
+def test_a_confusion_matrix_png_lies_beside_the_report(workdir: Path, tmp_path: Path) -> None:
+    report = evaluate.run(workdir / "model", workdir / "splits" / "test", tmp_path)
+    png = (tmp_path / "confusion_matrix.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    # An image of the real matrix: 10 x 10 counts, as large as the figure asks (640 x 560).
+    import struct
+
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (640, 560)
+    assert len(report[evaluate.METRICS_KEY]["confusion_matrix"]) == 10

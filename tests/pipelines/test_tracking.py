@@ -201,6 +201,13 @@ def test_the_three_steps_log_one_execution(
         run_id=evaluated.info.run_id, artifact_path="evaluation.json", dst_path=str(tmp_path / "d")
     )
     assert json.loads(Path(artifact).read_text())[evaluate.METRICS_KEY]["accuracy"]["value"] > 0.9
+    # ... and beside it, the confusion matrix as a picture.
+    picture = mlflow.artifacts.download_artifacts(
+        run_id=evaluated.info.run_id,
+        artifact_path="confusion_matrix.png",
+        dst_path=str(tmp_path / "p"),
+    )
+    assert Path(picture).read_bytes().startswith(b"\x89PNG")
 
 
 def test_execution_id_comes_from_the_pipeline_job_name(
