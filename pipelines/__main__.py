@@ -170,7 +170,8 @@ def _summary(console: Console, model_name: str, result: LocalRunResult, url: str
     table.add_row("quality gate", f"passed ({gate})")
     table.add_row("registered", f"{model_name} version {result.model_version}")
     promoted = " (this run)" if result.promoted else " (kept: this run did not beat it)"
-    table.add_row("champion", f"version {result.champion_version}{promoted}")
+    score = f"{result.gate_metric} {result.champion_value:.4f}"
+    table.add_row("champion", f"version {result.champion_version}, {score}{promoted}")
     table.add_row("pipeline runs tracked", str(len(pipeline_runs(url))))
     port = url.rsplit(":", 1)[-1]
     # The run's server stops with the run; this command serves the same store again.

@@ -32,6 +32,8 @@ logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ER
 # The step lines say what happened; MLflow's per-run INFO lines would bury them.
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 CHALLENGER, CHAMPION = "challenger", "champion"
+GATE_TAG = "mlops.quality_gate"
+HEADLINE_METRICS = ("accuracy", "macro_f1")
 
 
 class GateFailed(RuntimeError):
@@ -54,6 +56,8 @@ class LocalRunResult:
     threshold: float
     model_version: str
     champion_version: str
+    # The champion's gate metric once this run registered (this run's when it was promoted).
+    champion_value: float
     promoted: bool
     predictions: list[tuple[int, int]]  # (actual, predicted) for a few held-out rows
 
@@ -148,18 +152,21 @@ def run_training(
             lambda r: f"test {gate.metric} {evaluate.metric_value(r, gate.metric):.4f}",
         )
         value = evaluate.metric_value(report, gate.metric)
-        if value < threshold:
+        client = mlflow.MlflowClient(tracking_uri)
+        headline = {name: evaluate.metric_value(report, name) for name in HEADLINE_METRICS}
+        passed = value >= threshold
+        _record_on_parent(client, execution_id, headline, passed, gate.metric, threshold)
+        if not passed:
             console.print(f"[red]✗[/] QualityGate {gate.metric} {value:.4f} < {threshold:.4f}")
             raise GateFailed(gate.metric, value, threshold)
         console.print(f"[green]✓[/] QualityGate {gate.metric} {value:.4f} >= {threshold:.4f}")
 
-        client = mlflow.MlflowClient(tracking_uri)
         registration = steps.run(
             "Register",
             lambda: _register(client, registry_name, trained.mlflow_model_uri, gate.metric, value),
-            lambda r: f"{registry_name} v{r[0]} ({'champion' if r[2] else 'challenger'})",
+            lambda r: f"{registry_name} v{r[0]} ({'champion' if r[3] else 'challenger'})",
         )
-        version, champion, promoted = registration
+        version, champion, champion_value, promoted = registration
         predictions = steps.run(
             "Predict",
             lambda: _predict_held_out(tracking_uri, registry_name, version, run_dir),
@@ -167,23 +174,48 @@ def run_training(
         )
     return LocalRunResult(
         execution_id=execution_id,
-        metrics={name: evaluate.metric_value(report, name) for name in ("accuracy", "macro_f1")},
+        metrics=headline,
         gate_metric=gate.metric,
         gate_value=value,
         threshold=threshold,
         model_version=version,
         champion_version=champion,
+        champion_value=champion_value,
         promoted=promoted,
         predictions=predictions,
     )
 
 
+def _record_on_parent(
+    client: Any,
+    execution_id: str,
+    metrics: dict[str, float],
+    passed: bool,
+    gate_metric: str,
+    threshold: float,
+) -> None:
+    """The execution's parent run carries the headline metrics and the gate's verdict, so
+    executions compare side by side in MLflow's experiment table."""
+    from pipelines.steps.tracking import EXECUTION_TAG, STEP_TAG
+
+    experiment = client.get_experiment_by_name(env.MLFLOW_EXPERIMENT_NAME.get())
+    if experiment is None:
+        return
+    query = f"tags.`{EXECUTION_TAG}` = '{execution_id}' AND tags.`{STEP_TAG}` IS NULL"
+    for parent in client.search_runs([experiment.experiment_id], query):
+        run_id = parent.info.run_id
+        for name, value in metrics.items():
+            client.log_metric(run_id, f"test_{name}", value)
+        client.set_tag(run_id, GATE_TAG, "passed" if passed else "failed")
+        client.set_tag(run_id, f"{GATE_TAG}.rule", f"{gate_metric} >= {threshold}")
+
+
 def _register(
     client: Any, model_name: str, model_uri: str | None, metric: str, value: float
-) -> tuple[str, str, bool]:
+) -> tuple[str, str, float, bool]:
     """Register the trained model; make it challenger, and champion if it beats the current one.
 
-    Returns (new version, champion version, promoted).
+    Returns (new version, champion version, champion's metric, promoted).
     """
     import mlflow
 
@@ -199,9 +231,9 @@ def _register(
         champion, best = None, float("-inf")
     if value > best:
         client.set_registered_model_alias(model_name, CHAMPION, version)
-        return version, version, True
+        return version, version, value, True
     assert champion is not None
-    return version, str(champion.version), False
+    return version, str(champion.version), best, False
 
 
 def _predict_held_out(

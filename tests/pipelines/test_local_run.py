@@ -142,3 +142,38 @@ def test_cli_busy_port_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
         code = main(["run-local", "training", "--port", str(port), "--home", str(tmp_path)])
     assert code == 2
     assert f"port {port} on 127.0.0.1 is busy" in capsys.readouterr().err
+
+
+def test_the_parent_run_carries_the_headline_and_the_verdict(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """Executions compare in MLflow's experiment table: each parent run has the test metrics
+    and the gate's verdict; a failed gate says so too."""
+    import mlflow
+
+    from pipelines.local import GATE_TAG, GateFailed, pipeline_runs
+
+    with (tmp_path / "out.txt").open("w") as output:
+        passed = run_training(
+            "digits", DIGITS, mlflow_server.url, tmp_path / "a", Console(file=output),
+            registered_name="digits-headline",
+        )  # fmt: skip
+        with pytest.raises(GateFailed):
+            run_training(
+                "digits", DIGITS, mlflow_server.url, tmp_path / "b", Console(file=output),
+                threshold=1.0, registered_name="digits-headline",
+            )  # fmt: skip
+    parents = {
+        r.data.tags["mlops.pipeline_execution_id"]: r for r in pipeline_runs(mlflow_server.url)
+    }
+    ok = parents[passed.execution_id]
+    assert ok.data.metrics["test_accuracy"] == passed.metrics["accuracy"]
+    assert ok.data.metrics["test_macro_f1"] == passed.metrics["macro_f1"]
+    assert ok.data.tags[GATE_TAG] == "passed"
+    assert ok.data.tags[f"{GATE_TAG}.rule"] == f"accuracy >= {DIGITS.quality_gate.threshold}"
+    failed = [
+        r for r in parents.values() if r.data.tags.get(f"{GATE_TAG}.rule") == "accuracy >= 1.0"
+    ]
+    assert [r.data.tags[GATE_TAG] for r in failed] == ["failed"]
+    assert passed.champion_value == passed.gate_value  # the first run is the champion
+    assert mlflow.MlflowClient(mlflow_server.url).get_registered_model("digits-headline")
