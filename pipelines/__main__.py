@@ -22,6 +22,7 @@ from stacks.settings import ModelSettings
 
 if TYPE_CHECKING:
     from pipelines.local import LocalRunResult
+    from pipelines.mlflow_server import MlflowServer
 
 PIPELINES = ("training", "deployment")
 LOCAL_PIPELINES = ("training",)
@@ -99,7 +100,7 @@ def _run_local(args: argparse.Namespace, console: Console) -> int:
     console.print(f"MLflow server on 127.0.0.1:{args.port} (data in {home / 'mlflow'}) ...")
     try:
         with locked_home(home), running_server(home / "mlflow", args.port) as server:
-            console.print(f"[green]✓[/] MLflow     {server.url}")
+            _started(console, server)
             result = run_training(
                 name, model, server.url, home / "runs", console, threshold=args.threshold
             )
@@ -128,7 +129,7 @@ def _serve_local(args: argparse.Namespace, console: Console) -> int:
     console.print(f"MLflow server on 127.0.0.1:{args.port} (data in {home / 'mlflow'}) ...")
     try:
         with locked_home(home), running_server(home / "mlflow", args.port) as server:
-            console.print(f"[green]✓[/] MLflow     {server.url}")
+            _started(console, server)
             serve_and_ask(args.model, server.url, console, args.rows, home / "scoring-server.log")
     except NoChampion as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -158,6 +159,15 @@ def _ui(args: argparse.Namespace, console: Console) -> int:
     except (MlflowServerError, HomeBusy) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+
+
+def _started(console: Console, server: MlflowServer) -> None:
+    if server.cleaned is not None:
+        console.print(
+            f"[yellow]![/] stopped a leftover MLflow server of {server.home} (process group "
+            f"{server.cleaned}) that an earlier run, killed outright, left behind"
+        )
+    console.print(f"[green]✓[/] MLflow     {server.url}")
 
 
 def _summary(console: Console, model_name: str, result: LocalRunResult, url: str) -> None:

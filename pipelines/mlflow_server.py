@@ -39,6 +39,8 @@ STOP_TIMEOUT_SECONDS = 10.0
 
 
 STORE_FILE = "mlflow.db"
+# The running server's process group, so the next start can find one a SIGKILL left behind.
+PID_FILE = "server.pid"
 RESET_HINT = "pass another --home, or `make clean-local` to start afresh (it deletes .local/)"
 
 
@@ -121,6 +123,8 @@ class MlflowServer:
     port: int = DEFAULT_PORT
     host: str = HOST
     start_timeout: float = START_TIMEOUT_SECONDS
+    # The process group of a leftover server of this home that start() stopped, if any.
+    cleaned: int | None = field(default=None, init=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -154,13 +158,37 @@ class MlflowServer:
         except OSError as exc:
             raise MlflowServerError(f"cannot use {self.home} for MLflow data: {exc}") from None
         check_store(self.home / STORE_FILE)
+        self.cleaned = self._stop_leftover()
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         process = self._process = start_in_group(self.command(), self.log_path, env)
+        (self.home / PID_FILE).write_text(f"{process.pid}\n")
         try:
             self._wait_until_healthy(process)
         except BaseException:
             self.stop()
             raise
+
+    def _stop_leftover(self) -> int | None:
+        """A server whose runner was killed outright (SIGKILL ran no `finally`) still holds
+        this home's store. Its pidfile names its process group: stop it, only if that group
+        is still an MLflow server of this home (a reused pid of someone else's is left
+        alone). Returns the group stopped, or None."""
+        import psutil
+
+        path = self.home / PID_FILE
+        try:
+            group = int(path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        path.unlink(missing_ok=True)
+        try:
+            command = " ".join(psutil.Process(group).cmdline())
+        except psutil.Error:
+            return None  # gone already
+        if "mlflow" not in command or str(self.home / STORE_FILE) not in command:
+            return None
+        kill_group(group, STOP_TIMEOUT_SECONDS)
+        return group
 
     def _wait_until_healthy(self, process: subprocess.Popen[bytes]) -> None:
         readiness = wait_until_ready(process, self._healthy, self.start_timeout, 0.25)
@@ -194,10 +222,12 @@ class MlflowServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        terminate_group(process, STOP_TIMEOUT_SECONDS)
-        kill_group(process.pid, STOP_TIMEOUT_SECONDS)
+        if process.poll() is None:
+            terminate_group(process, STOP_TIMEOUT_SECONDS)
+            kill_group(process.pid, STOP_TIMEOUT_SECONDS)
+        (self.home / PID_FILE).unlink(missing_ok=True)
 
     @property
     def pid(self) -> int | None:

@@ -148,3 +148,49 @@ def test_our_own_server_holds_its_port(mlflow_server: MlflowServer) -> None:
 
     holder = port_holder(mlflow_server.port)
     assert holder is not None and os.getpgid(holder) == mlflow_server.pid
+
+
+def test_a_leftover_server_of_this_home_is_stopped(tmp_path: Path) -> None:
+    """A runner killed outright (SIGKILL) leaves its server and pidfile: the next start stops
+    that server, and only because it is an MLflow server of this home."""
+    from pipelines.mlflow_server import PID_FILE
+
+    leftover = MlflowServer(home=tmp_path, port=free_port())
+    leftover.start()  # ... and never stopped: its runner died
+    group = leftover.pid
+    assert group is not None and (tmp_path / PID_FILE).read_text().strip() == str(group)
+    fresh = MlflowServer(home=tmp_path, port=free_port())
+    fresh.start()
+    try:
+        assert fresh.cleaned == group
+        # Killed: at most a zombie until its parent (this test, here) reaps it.
+        import contextlib
+
+        import psutil
+
+        with contextlib.suppress(psutil.NoSuchProcess):
+            assert psutil.Process(group).status() == psutil.STATUS_ZOMBIE
+        assert (tmp_path / PID_FILE).read_text().strip() == str(fresh.pid)
+    finally:
+        fresh.stop()
+    assert not (tmp_path / PID_FILE).exists()
+
+
+def test_a_pidfile_naming_someone_elses_process_is_left_alone(tmp_path: Path) -> None:
+    import subprocess
+
+    from pipelines.mlflow_server import PID_FILE
+
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        (tmp_path / PID_FILE).write_text(f"{other.pid}\n")
+        server = MlflowServer(home=tmp_path, port=free_port())
+        server.start()
+        server.stop()
+        assert server.cleaned is None
+        assert other.poll() is None  # not ours: untouched
+    finally:
+        other.kill()
+        other.wait(timeout=10)
