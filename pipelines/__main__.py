@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.signals import Stopped, signals_as_interrupts
+from pipelines.signals import Stopped, hold_until_interrupted, signals_as_interrupts
 from stacks.loader import SettingsError, committed_stacks, load_stack_settings
 from stacks.settings import ModelSettings
 
@@ -105,6 +106,9 @@ def _run_local(args: argparse.Namespace, console: Console) -> int:
                 name, model, server.url, home / "runs", console, threshold=args.threshold
             )
             _summary(console, name, result, server.url)
+            if args.keep:
+                console.print(f"MLflow UI stays up at {server.url}; Ctrl-C stops it")
+                hold_until_interrupted()
     except (MlflowServerError, HomeBusy) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -130,7 +134,14 @@ def _serve_local(args: argparse.Namespace, console: Console) -> int:
     try:
         with locked_home(home), running_server(home / "mlflow", args.port) as server:
             _started(console, server)
-            serve_and_ask(args.model, server.url, console, args.rows, home / "scoring-server.log")
+            serve_and_ask(
+                args.model,
+                server.url,
+                console,
+                args.rows,
+                home / "scoring-server.log",
+                hold=_keep_serving(console) if args.keep else None,
+            )
     except NoChampion as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
@@ -143,8 +154,6 @@ def _serve_local(args: argparse.Namespace, console: Console) -> int:
 
 def _ui(args: argparse.Namespace, console: Console) -> int:
     """The MLflow UI over the local store, on 127.0.0.1, until Ctrl-C (or SIGTERM/SIGHUP)."""
-    import time
-
     from pipelines.home_lock import HomeBusy, locked_home
     from pipelines.mlflow_server import MlflowServerError, running_server
 
@@ -154,11 +163,22 @@ def _ui(args: argparse.Namespace, console: Console) -> int:
             console.print(
                 f"[green]✓[/] MLflow UI  {server.url} (data in {home / 'mlflow'}); Ctrl-C stops it"
             )
-            while True:
-                time.sleep(3600)
+            hold_until_interrupted()
+        return 0
     except (MlflowServerError, HomeBusy) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+
+
+def _keep_serving(console: Console) -> Callable[[str], None]:
+    def hold(url: str) -> None:
+        console.print(
+            f"serving until Ctrl-C; try: curl -s -H 'Content-Type: text/csv' "
+            f"--data-binary @rows.csv {url}/invocations"
+        )
+        hold_until_interrupted()
+
+    return hold
 
 
 def _started(console: Console, server: MlflowServer) -> None:
@@ -204,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     run_local.add_argument("--port", type=int, default=5000, help="MLflow server port")
     run_local.add_argument("--home", type=Path, default=LOCAL_HOME, help="local data folder")
     run_local.add_argument("--threshold", type=float, help="override the quality threshold")
+    run_local.add_argument(
+        "--keep", action="store_true", help="keep the MLflow server (and its UI) up until Ctrl-C"
+    )
     serve_local = commands.add_parser(
         "serve-local", help="serve the local champion on 127.0.0.1 and send it a few requests"
     )
@@ -211,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_local.add_argument("--port", type=int, default=5000, help="MLflow server port")
     serve_local.add_argument("--home", type=Path, default=LOCAL_HOME, help="local data folder")
     serve_local.add_argument("--rows", type=int, default=5, help="held-out digits to send")
+    serve_local.add_argument(
+        "--keep", action="store_true", help="keep serving after the requests, until Ctrl-C"
+    )
     ui = commands.add_parser("ui", help="serve the local MLflow store's UI until Ctrl-C")
     ui.add_argument("--port", type=int, default=5000, help="MLflow server port")
     ui.add_argument("--home", type=Path, default=LOCAL_HOME, help="local data folder")

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -343,8 +343,10 @@ def serve_and_ask(
     console: Console,
     rows: int = 5,
     log_path: Path | None = None,
+    hold: Callable[[str], None] | None = None,
 ) -> list[Answer]:
-    """Serve the champion, send it `rows` held-out digits, print the answers, stop it."""
+    """Serve the champion, send it `rows` held-out digits, print the answers, stop it; with
+    `hold`, call it with the served URL first (it returns when the server may stop)."""
     with contextlib.ExitStack() as stack:
         started = time.perf_counter()
         with console.status(f"[bold]Serve[/] {model}@{CHAMPION} with the inference server ..."):
@@ -356,5 +358,7 @@ def serve_and_ask(
         )
         answers = ask(served.url, sample_rows(rows))
         report(console, served, answers)
+        if hold is not None:
+            hold(served.url)
     console.print(f"[green]✓[/] {'Stopped':<10} scoring server (process group {served.pgid})")
     return answers

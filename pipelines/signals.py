@@ -42,3 +42,16 @@ def signals_as_interrupts() -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def hold_until_interrupted() -> None:
+    """Wait for Ctrl-C (returns) or SIGTERM/SIGHUP (raises Stopped, for its exit code)."""
+    import time
+
+    try:
+        while True:
+            time.sleep(3600)
+    except Stopped:
+        raise
+    except KeyboardInterrupt:
+        return
